@@ -1,0 +1,154 @@
+"""python -m seglib {train,evaluate,predict,bench,pipeline}: thin argument parsing over the modules.
+A user's mistake (SeglibError) prints one line and exits 2; no traceback."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import SeglibError
+
+
+def _data_arg(parser):
+    parser.add_argument("--data", type=Path, default=None,
+                        help="data folder (default: $SEGLIB_DATA, else the embedded sample)")
+
+
+def cmd_train(args):
+    from . import config as configs
+    from .data import default_root
+    from .train import train
+
+    config = configs.load(args.experiment, args.profile, configs.parse_overrides(args.set))
+    out = args.out or Path("runs") / f"{args.experiment}-{args.profile}-seed{config['seed']}"
+    train(config, args.data or default_root(), out, resume=args.resume)
+    print(f"run folder: {out}")
+
+
+def cmd_evaluate(args):
+    from .data import PascalPartDataset, default_root, report_order
+    from .evaluate import evaluate_dataset, format_table, load_run, predictor_from_config
+    from .metrics import scores
+
+    model, config, _ = load_run(args.run, args.device)
+    overrides = {}
+    if args.flip is not None:
+        overrides["flip"] = args.flip
+    if args.scales:
+        overrides["scales"] = args.scales
+    predictor = predictor_from_config(model, config, next(model.parameters()).device, **overrides)
+    dataset = PascalPartDataset(args.data or default_root(), args.split)
+    result = evaluate_dataset(predictor, dataset, args.max_images)
+    score = scores(result["confusion"], dataset.class_names)
+    print(format_table(score, [dataset.class_names[i] for i in report_order(dataset.class_names)]))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(score, indent=2))
+
+
+def cmd_predict(args):
+    from .plots import save_prediction
+
+    from .data import load_image
+    from .evaluate import load_run, predictor_from_config
+
+    model, config, class_names = load_run(args.run, args.device)
+    predictor = predictor_from_config(model, config, next(model.parameters()).device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path in args.images:
+        if not path.is_file():
+            raise SeglibError(f"{path}: image not found")
+        image = load_image(path)
+        for written in save_prediction(image, predictor.predict(image), class_names, args.out / path.stem):
+            print(written)
+
+
+def cmd_bench(args):
+    from .bench import run_benchmark
+
+    result = run_benchmark(args.model, args.crop, args.batch, args.iters, args.device, args.data, args.precision)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+def cmd_pipeline(args):
+    from .pipeline import run_pipeline
+
+    run_pipeline(profile=args.profile, data=args.data, out=args.out, seeds=args.seeds, force=args.force,
+                 only=args.only, formats=args.formats)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m seglib", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train one experiment into a run folder")
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--profile", default="paper", help="paper | cpu | smoke (default paper)")
+    _data_arg(p)
+    p.add_argument("--out", type=Path, help="run folder (default runs/EXPERIMENT-PROFILE-seedN)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score a trained run on a split")
+    p.add_argument("--run", type=Path, required=True)
+    _data_arg(p)
+    p.add_argument("--split", default="val")
+    p.add_argument("--json", type=Path)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None, help="test-time flip")
+    p.add_argument("--scales", type=float, nargs="+", help="test-time scales, e.g. 0.75 1.0 1.25 1.5")
+    p.add_argument("--max-images", type=int)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="colour-coded masks and overlays for images")
+    p.add_argument("--run", type=Path, required=True)
+    p.add_argument("images", type=Path, nargs="+")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("bench", help="training/evaluation throughput against a plain fp32 baseline")
+    p.add_argument("--model", default="deeplabv3plus_r50-d8")
+    p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default=None, help="seglib's precision (default: bf16 on CPU with AMX/AVX512-BF16, else per device)")
+    _data_arg(p)
+    p.add_argument("--json", type=Path)
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("pipeline", help="run every notebook for a profile, then render the report")
+    p.add_argument("--profile", default="smoke")
+    _data_arg(p)
+    p.add_argument("--out", type=Path, default=Path("output"))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds for the CE and Lovasz runs")
+    p.add_argument("--force", action="store_true", help="rerun experiments whose run folder is complete")
+    p.add_argument("--only", nargs="*", help="notebooks to run (default all)")
+    p.add_argument("--formats", nargs="+", default=["html", "pdf"])
+    p.set_defaults(func=cmd_pipeline)
+    return parser
+
+
+def _one_line(exc: Exception) -> str:
+    # errors raised in DataLoader workers arrive wrapped in a traceback text: keep the original message
+    lines = [l for l in str(exc).splitlines() if l.strip()]
+    last = lines[-1] if lines else type(exc).__name__
+    return last.split("SeglibError: ", 1)[-1].split("TrainingDiverged: ", 1)[-1]
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except SeglibError as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,104 @@
+"""Experiments are defined once, in experiments/*.yaml; profiles (experiments/profiles.yaml) and
+`--set key=value` override them. The command line, the notebooks and the tests all call load()."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from .errors import SeglibError
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
+EXPERIMENTS = ("fcn_unet_scratch", "deeplabv3plus_scratch", "deeplabv3plus_pretrained", "deeplabv3plus_pretrained_lovasz")
+PROFILES = ("paper", "cpu", "smoke")
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SeglibError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise SeglibError(f"{path}: expected a mapping of key: value")
+    return data
+
+
+def available_experiments() -> list[str]:
+    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml") if p.stem not in ("defaults", "profiles"))
+
+
+def parse_overrides(pairs) -> dict:
+    """['lr=0.02', 'eval_scales=[0.75,1.0]'] -> {'lr': 0.02, 'eval_scales': [0.75, 1.0]} (YAML values)."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SeglibError(f"--set {pair!r}: expected key=value, for example --set iterations=500")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise SeglibError(f"--set {pair!r}: value is not valid YAML") from None
+    return out
+
+
+def _merge(config: dict, updates: dict, source: str) -> None:
+    unknown = sorted(set(updates) - set(config))
+    if unknown:
+        raise SeglibError(f"{source}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(config))}")
+    config.update(updates)
+
+
+def load(experiment: str, profile: str = "paper", overrides: dict | None = None) -> dict:
+    """The resolved config of one run: defaults <- experiment <- profile <- overrides."""
+    path = EXPERIMENTS_DIR / f"{experiment}.yaml"
+    if experiment in ("defaults", "profiles") or not path.is_file():
+        raise SeglibError(f"unknown experiment {experiment!r}; choose one of: {', '.join(available_experiments())}")
+    profiles = _read_yaml(EXPERIMENTS_DIR / "profiles.yaml")
+    if profile not in profiles:
+        raise SeglibError(f"unknown profile {profile!r}; choose one of: {', '.join(profiles)}")
+    config = _read_yaml(EXPERIMENTS_DIR / "defaults.yaml")
+    _merge(config, _read_yaml(path), str(path))
+    _merge(config, profiles[profile] or {}, f"{EXPERIMENTS_DIR / 'profiles.yaml'} [{profile}]")
+    _merge(config, overrides or {}, "--set")
+    config.update(experiment=experiment, profile=profile)
+    validate(config)
+    return config
+
+
+CHOICES = {
+    "loss": ("ce", "lovasz", "ce+lovasz"),
+    "precision_cpu": ("fp32", "bf16"),
+    "precision_cuda": ("fp32", "bf16", "fp16"),
+    "device": ("auto", "cpu", "cuda"),
+}
+
+
+def validate(config: dict) -> None:
+    for key, allowed in CHOICES.items():
+        if config[key] not in allowed:
+            raise SeglibError(f"{key}={config[key]!r} is not allowed; choose one of: {', '.join(allowed)}")
+    for key in ("iterations", "batch_size", "crop_size", "checkpoint_every", "log_every"):
+        if not isinstance(config[key], int) or config[key] < 1:
+            raise SeglibError(f"{key}={config[key]!r} must be a positive integer")
+    if config["batch_size"] < 2:
+        raise SeglibError("batch_size=1: BatchNorm cannot train on a batch of one; use 2 or more")
+    for key in ("lr", "momentum", "weight_decay", "power", "min_lr", "aux_weight"):
+        if not isinstance(config[key], (int, float)) or config[key] < 0:
+            raise SeglibError(f"{key}={config[key]!r} must be a non-negative number")
+    scales = config["scale_range"]
+    if not (isinstance(scales, list) and len(scales) == 2 and 0 < scales[0] <= scales[1]):
+        raise SeglibError(f"scale_range={scales!r} must be [low, high] with 0 < low <= high")
+    if not (isinstance(config["eval_scales"], list) and config["eval_scales"]
+            and all(isinstance(s, (int, float)) and s > 0 for s in config["eval_scales"])):
+        raise SeglibError(f"eval_scales={config['eval_scales']!r} must be a non-empty list of positive numbers")
+
+
+def save(config: dict, path: Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def read_run_config(run_dir) -> dict:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise SeglibError(f"{path}: not found; is {run_dir} a run folder written by `python -m seglib train`?")
+    return _read_yaml(path)

