@@ -17,12 +17,14 @@ def _data_arg(parser):
 
 def cmd_train(args):
     from . import config as configs
-    from .data import default_root
+    from .data import REPORT_ORDER, default_root
+    from .evaluate import format_table
     from .train import train
 
     config = configs.load(args.experiment, args.profile, configs.parse_overrides(args.set))
     out = args.out or Path("runs") / f"{args.experiment}-{args.profile}-seed{config['seed']}"
-    train(config, args.data or default_root(), out, resume=args.resume)
+    score = train(config, args.data or default_root(), out, resume=args.resume)
+    print(format_table(score, [n for n in REPORT_ORDER if n in score["per_class"]]))
     print(f"run folder: {out}")
 
 

@@ -138,3 +138,19 @@ class PascalPartDataset(Dataset):
     def __getitem__(self, index: int):
         image, mask = self.load(index)
         return self.transform(image, mask) if self.transform is not None else (image, mask)
+
+
+def statistics(dataset: PascalPartDataset, progress: bool = True):
+    """Per-image facts as a pandas DataFrame: id, width, height and each class's pixel count."""
+    import pandas as pd
+    from tqdm import tqdm
+
+    rows = []
+    for i in tqdm(range(len(dataset)), desc=f"scan {dataset.split}", disable=not progress, mininterval=5, ncols=90):
+        mask = load_mask(dataset.mask_paths[i], dataset.num_classes)
+        with Image.open(dataset.image_paths[i]) as img:
+            width, height = img.size
+        counts = np.bincount(mask[mask != IGNORE_INDEX].ravel(), minlength=dataset.num_classes)
+        rows.append({"id": dataset.ids[i], "split": dataset.split, "width": width, "height": height,
+                     **{name: int(counts[c]) for c, name in enumerate(dataset.class_names)}})
+    return pd.DataFrame(rows)

@@ -25,9 +25,9 @@ from tqdm import tqdm
 
 from . import config as configs
 from . import metrics
-from .data import PascalPartDataset, report_order
+from .data import PascalPartDataset
 from .errors import SeglibError
-from .evaluate import autocast, evaluate_dataset, format_table, precision_for, predictor_from_config, resolve_device
+from .evaluate import autocast, evaluate_dataset, precision_for, predictor_from_config, resolve_device
 from .losses import build_loss
 from .models import build_model, normalization
 from .transforms import TrainPreset
@@ -237,9 +237,6 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
                  precision=precision)
     if is_main:
         (run_dir / "metrics.json").write_text(json.dumps(score, indent=2))
-        if progress:
-            order = [val_set.class_names[i] for i in report_order(val_set.class_names)]
-            print(format_table(score, order))
     if world > 1:
         dist.barrier()
     return score

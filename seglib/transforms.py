@@ -25,7 +25,7 @@ def to_tensors(image: np.ndarray, mask: np.ndarray):
 class TrainPreset:
     def __init__(self, crop_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, scale_range=(1.0, 1.0), flip_prob=0.5):
         low, high = (int(round(crop_size * s)) for s in scale_range)
-        resize = v2.Resize(crop_size, antialias=True) if low == high else v2.RandomResize(low, high + 1, antialias=True)
+        resize = v2.Resize(low, antialias=True) if low == high else v2.RandomResize(low, high + 1, antialias=True)
         self.transforms = v2.Compose([
             resize,
             v2.RandomCrop(crop_size, pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: IGNORE_INDEX}),

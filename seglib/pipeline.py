@@ -1,0 +1,143 @@
+"""The whole study for one profile and data folder: run the numbered notebooks with papermill
+(data exploration, the four experiments, the Lovasz border analysis, the results), then render
+the executed notebooks into one report, HTML (images embedded, reads offline) and PDF (xelatex).
+
+Layout under OUT: runs/ (run folders), executed/ (executed notebooks), figures/, results/, report/.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+
+from . import config as configs
+from .data import default_root
+from .errors import SeglibError
+from .results import is_complete
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+EXPLORATION, EXPERIMENT, BORDERS, RESULTS = ("01_data_exploration", "02_experiment", "03_lovasz_borders", "04_results")
+MULTI_SEED = ("deeplabv3plus_pretrained", "deeplabv3plus_pretrained_lovasz")  # Lovasz vs CE needs seeds
+PDF_PACKAGES = "texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc"
+
+
+def execute(name: str, output: Path, parameters: dict) -> Path:
+    import papermill
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    print(f"[pipeline] {name} -> {output}", flush=True)
+    try:
+        papermill.execute_notebook(str(NOTEBOOKS_DIR / f"{name}.ipynb"), str(output), parameters=parameters,
+                                   kernel_name="python3", progress_bar=False, cwd=str(output.parent))
+    except papermill.PapermillExecutionError as exc:
+        raise SeglibError(f"notebook {name} failed: {exc.ename}: {str(exc.evalue).splitlines()[-1] if exc.evalue else ''} "
+                          f"(executed copy: {output})") from None
+    return output
+
+
+def experiment_runs(seeds) -> list[tuple[str, int]]:
+    return [(e, s) for e in configs.EXPERIMENTS for s in (seeds if e in MULTI_SEED else seeds[:1])]
+
+
+def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), force=False, only=None,
+                 formats=("html", "pdf"), device="auto") -> dict:
+    data = Path(data or default_root()).resolve()
+    out = Path(out).resolve()
+    if profile not in configs.PROFILES:
+        raise SeglibError(f"unknown profile {profile!r}; choose one of: {', '.join(configs.PROFILES)}")
+    if not data.is_dir():
+        raise SeglibError(f"{data}: data folder does not exist; pass DATA=... or --data")
+    runs_root, executed = out / "runs", out / "executed"
+    figures, results = out / "figures", out / "results"
+    common = {"data": str(data), "profile": profile, "device": device}
+    wanted = lambda name: not only or name in only
+    done = []
+    if wanted(EXPLORATION):
+        done.append(execute(EXPLORATION, executed / f"{EXPLORATION}.ipynb", {"data": str(data), "figures_dir": str(figures)}))
+    if wanted(EXPERIMENT):
+        for experiment, seed in experiment_runs(list(seeds)):
+            tag = f"{experiment}-seed{seed}"
+            run_dir, copy = runs_root / tag, executed / f"{EXPERIMENT}-{tag}.ipynb"
+            if is_complete(run_dir) and copy.is_file() and not force:
+                print(f"[pipeline] {tag}: complete, skipped (--force to rerun)", flush=True)
+            else:
+                if force and run_dir.exists():
+                    shutil.rmtree(run_dir)
+                execute(EXPERIMENT, copy, {**common, "experiment": experiment, "seed": seed, "run_dir": str(run_dir),
+                                           "figures_dir": str(figures)})
+            done.append(copy)
+    for name in (BORDERS, RESULTS):
+        if wanted(name):
+            done.append(execute(name, executed / f"{name}.ipynb", {"data": str(data), "runs_root": str(runs_root),
+                                                                 "figures_dir": str(figures), "results_dir": str(results),
+                                                                 "device": device}))
+    written = render_report(sorted(executed.glob("*.ipynb"), key=_reading_order), out / "report", profile, formats)
+    return {"executed": done, "report": written}
+
+
+def _reading_order(path: Path):
+    names = [EXPLORATION] + [f"{EXPERIMENT}-{e}" for e in configs.EXPERIMENTS] + [BORDERS, RESULTS]
+    return next((i for i, n in enumerate(names) if path.stem.startswith(n)), 99), path.stem
+
+
+def merge_notebooks(paths, profile: str) -> nbformat.NotebookNode:
+    """One report notebook: a title cell, then every executed notebook's cells without its parameter
+    cells, progress bars (stderr) or code (hidden by the exporters)."""
+    report = nbformat.v4.new_notebook()
+    report.cells.append(nbformat.v4.new_markdown_cell(
+        f"# Human body-part segmentation on Pascal-Part: a reproduction of the course report\n\n"
+        f"Built by seglib's pipeline from executed notebooks (profile **{profile}**). "
+        "Every number below comes from a run folder listed in results/summary.csv; the course report's own "
+        "numbers are labelled *course report*."))
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        report.metadata = report.metadata or nb.metadata
+        for cell in nb.cells:
+            tags = cell.get("metadata", {}).get("tags", [])
+            if "parameters" in tags or "injected-parameters" in tags:
+                continue
+            if cell.cell_type == "code":
+                cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
+                if not cell.outputs:
+                    continue
+            cell.id = f"cell-{len(report.cells)}"  # ids repeat across copies of 02_experiment
+            report.cells.append(cell)
+    report.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
+    return report
+
+
+def render_report(paths, report_dir: Path, profile: str, formats=("html", "pdf")) -> list[Path]:
+    from nbconvert import HTMLExporter, PDFExporter
+
+    if not paths:
+        raise SeglibError("no executed notebooks to render; run the pipeline first")
+    report_dir.mkdir(parents=True, exist_ok=True)
+    nb = merge_notebooks(paths, profile)
+    nbformat.write(nb, report_dir / "report.ipynb")
+    written = []
+    if "html" in formats:
+        body, _ = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
+                               embed_images=True).from_notebook_node(nb)
+        (report_dir / "report.html").write_text(body, encoding="utf-8")
+        written.append(report_dir / "report.html")
+    if "pdf" in formats:
+        missing = [tool for tool in ("xelatex", "pandoc") if shutil.which(tool) is None]
+        if missing:
+            print(f"[pipeline] PDF skipped: {', '.join(missing)} not found. Install them with "
+                  f"`sudo apt-get install -y --no-install-recommends {PDF_PACKAGES}` (or `make pdf-deps`), "
+                  "then rerun; the HTML report is complete.", file=sys.stderr)
+        else:
+            try:
+                pdf, _ = PDFExporter(exclude_input=True, exclude_input_prompt=True,
+                                     exclude_output_prompt=True).from_notebook_node(nb)
+            except Exception as exc:
+                raise SeglibError(f"PDF rendering failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+                                  f"the HTML report is at {report_dir / 'report.html'}") from None
+            (report_dir / "report.pdf").write_bytes(pdf)
+            written.append(report_dir / "report.pdf")
+    for path in written:
+        print(f"[pipeline] wrote {path}", flush=True)
+    return written

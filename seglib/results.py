@@ -1,0 +1,183 @@
+"""Run folders -> tables: per-class tables in the report's form, the combined table beside the
+course report's own numbers, results/summary.csv rows, and the boundary analysis of several runs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from . import config as configs
+from .data import PascalPartDataset, REPORT_ORDER, report_order
+from .evaluate import evaluate_dataset, load_run, predictor_from_config
+
+TITLES = {
+    "fcn_unet_scratch": "FCN+U-Net (scratch)",
+    "deeplabv3plus_scratch": "DeepLabv3+ R50 (scratch)",
+    "deeplabv3plus_pretrained": "DeepLabv3+ pretrained",
+    "deeplabv3plus_pretrained_lovasz": "DeepLabv3+ pretrained + Lovász",
+}
+ENCODERS = {"fcn_unet_s5-d16": "U-Net s5", "deeplabv3plus_r50-d8": "ResNet-50", "deeplabv3plus_lite2-d16": "EfficientNet-Lite2"}
+
+
+def course_report() -> dict:
+    return yaml.safe_load((configs.EXPERIMENTS_DIR / "course_report.yaml").read_text())
+
+
+def is_complete(run_dir) -> bool:
+    run_dir = Path(run_dir)
+    return all((run_dir / f).is_file() for f in ("config.yaml", "final.pt", "metrics.json"))
+
+
+def find_runs(runs_root) -> list[Path]:
+    """Complete run folders under runs_root, in the report's experiment order, then by seed."""
+    runs = [p for p in Path(runs_root).glob("*") if is_complete(p)]
+    key = lambda p: (configs.EXPERIMENTS.index(configs.read_run_config(p)["experiment"])
+                     if configs.read_run_config(p)["experiment"] in configs.EXPERIMENTS else 99,
+                     configs.read_run_config(p)["seed"])
+    return sorted(runs, key=key)
+
+
+def read_metrics(run_dir) -> dict:
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+def per_class_table(score: dict) -> pd.DataFrame:
+    """The report's table: Class | IoU | Acc, mean row first, classes in the report's order."""
+    names = [n for n in REPORT_ORDER if n in score["per_class"]] + [n for n in score["per_class"] if n not in REPORT_ORDER]
+    rows = [("mean", score["mIoU"], score["mAcc"])] + [(n, score["per_class"][n]["IoU"], score["per_class"][n]["Acc"]) for n in names]
+    return pd.DataFrame(rows, columns=["Class", "IoU", "Acc"]).set_index("Class").round(2)
+
+
+def summary_row(run_dir) -> dict:
+    """One results/summary.csv row."""
+    config, score = configs.read_run_config(run_dir), read_metrics(run_dir)
+    row = {
+        "experiment": config["experiment"], "profile": config["profile"], "encoder": ENCODERS.get(config["model"], config["model"]),
+        "weights": config["weights"] or "scratch", "loss": config["loss"], "seed": config["seed"],
+        "iterations": config["iterations"], "crop": config["crop_size"], "device": score.get("device"),
+        "precision": score.get("precision"), "eval_flip": config["eval_flip"],
+        "eval_scales": " ".join(str(s) for s in config["eval_scales"]), "scale_range": "-".join(str(s) for s in config["scale_range"]),
+        "train_seconds": score.get("train_seconds"), "val_images": score.get("images"),
+        "mIoU": round(score["mIoU"], 2), "mAcc": round(score["mAcc"], 2), "aAcc": round(score["aAcc"], 2),
+    }
+    for name in REPORT_ORDER:
+        if name in score["per_class"]:
+            row[f"IoU {name}"] = round(score["per_class"][name]["IoU"], 2)
+            row[f"Acc {name}"] = round(score["per_class"][name]["Acc"], 2)
+    return row
+
+
+def summary(runs) -> pd.DataFrame:
+    return pd.DataFrame([summary_row(r) for r in runs])
+
+
+def combined_table(summary_df: pd.DataFrame) -> pd.DataFrame:
+    """mIoU / mAcc / aAcc per experiment (mean ± std over seeds) beside the course report's own."""
+    theirs = course_report()
+    rows = []
+    for experiment in configs.EXPERIMENTS:
+        runs = summary_df[summary_df.experiment == experiment]
+        if runs.empty:
+            continue
+        fmt = lambda s: f"{s.mean():.2f}" if len(s) == 1 else f"{s.mean():.2f} ± {s.std():.2f}"
+        rows.append({
+            "experiment": TITLES[experiment], "encoder": runs.encoder.iloc[0], "loss": runs.loss.iloc[0],
+            "seeds": len(runs), "mIoU (ours)": fmt(runs.mIoU), "mAcc (ours)": fmt(runs.mAcc), "aAcc (ours)": fmt(runs.aAcc),
+            "mIoU (course report)": theirs[experiment]["mIoU"], "mAcc (course report)": theirs[experiment]["mAcc"],
+        })
+    return pd.DataFrame(rows).set_index("experiment")
+
+
+def per_class_iou(summary_df: pd.DataFrame, stat: str = "mean") -> pd.DataFrame:
+    """Rows classes (report order), columns experiments: per-class IoU averaged over seeds."""
+    cols = [c for c in summary_df.columns if c.startswith("IoU ")]
+    grouped = summary_df.groupby("experiment")[cols].agg(stat)
+    grouped = grouped.loc[[e for e in configs.EXPERIMENTS if e in grouped.index]]
+    table = grouped.T
+    table.index = [c[4:] for c in table.index]
+    table.columns = [TITLES[c] for c in table.columns]
+    return table
+
+
+def pretraining_gain(summary_df: pd.DataFrame) -> pd.DataFrame | None:
+    """Per-class IoU of DeepLabv3+ scratch vs pretrained (CE) and the gain, as the report discussed."""
+    table = per_class_iou(summary_df)
+    a, b = TITLES["deeplabv3plus_scratch"], TITLES["deeplabv3plus_pretrained"]
+    if a not in table or b not in table:
+        return None
+    out = table[[a, b]].copy()
+    out["gain"] = out[b] - out[a]
+    return out.round(2)
+
+
+def boundary_scores(run_dir, data_root, split="val", max_images=None, device="auto") -> dict:
+    """Boundary IoU, boundary F-score and perimeter ratio per class for one run (percent / ratio)."""
+    model, config, _ = load_run(run_dir, device)
+    predictor = predictor_from_config(model, config, next(model.parameters()).device)
+    dataset = PascalPartDataset(data_root, split)
+    limit = max_images if max_images is not None else config["max_eval_images"]
+    res = evaluate_dataset(predictor, dataset, limit, boundary=True)
+    names = dataset.class_names
+    return {
+        "experiment": config["experiment"], "seed": config["seed"],
+        "boundary_iou": dict(zip(names, res["boundary_iou"] * 100)),
+        "boundary_f": dict(zip(names, res["boundary_f"] * 100)),
+        "perimeter_ratio": dict(zip(names, res["perimeter_ratio"])),
+    }
+
+
+def boundary_table(results: list[dict], measure: str) -> pd.DataFrame:
+    """Rows classes + 'mean', columns '<experiment> mean' and '<experiment> std' over seeds."""
+    frame = pd.DataFrame([{"experiment": r["experiment"], "seed": r["seed"], **r[measure]} for r in results])
+    classes = [n for n in REPORT_ORDER if n in frame.columns]
+    frame["mean"] = frame[classes].mean(axis=1)
+    stats = frame.groupby("experiment")[classes + ["mean"]].agg(["mean", "std"]).T.unstack()
+    stats.columns = [f"{TITLES.get(e, e)} {s}" for e, s in stats.columns]
+    return stats
+
+
+def difference_vs_noise(results: list[dict], measure: str, a: str, b: str) -> dict:
+    """Mean over classes of measure for runs of experiments a and b: difference of means and the
+    seed-to-seed standard deviations, so a reader sees whether the gap exceeds the noise."""
+    vals = {e: [np.nanmean(list(r[measure].values())) for r in results if r["experiment"] == e] for e in (a, b)}
+    mean = {e: float(np.mean(v)) if v else float("nan") for e, v in vals.items()}
+    std = {e: float(np.std(v, ddof=1)) if len(v) > 1 else float("nan") for e, v in vals.items()}
+    diff = mean[b] - mean[a]
+    noise = max(std.values()) if all(np.isfinite(list(std.values()))) else float("nan")
+    return {"a": a, "b": b, "mean_a": mean[a], "mean_b": mean[b], "std_a": std[a], "std_b": std[b],
+            "difference": diff, "seeds_a": len(vals[a]), "seeds_b": len(vals[b]),
+            "exceeds_noise": bool(np.isfinite(noise) and abs(diff) > 2 * noise)}
+
+
+def experiment_table(summary_df: pd.DataFrame, experiment: str) -> pd.DataFrame:
+    """The report's per-class table for one experiment (mean over its seeds) beside the course report's."""
+    runs = summary_df[summary_df.experiment == experiment]
+    theirs = course_report()[experiment]
+    rows = [("mean", runs.mIoU.mean(), runs.mAcc.mean(), theirs["mIoU"], theirs["mAcc"])]
+    for name in REPORT_ORDER:
+        if f"IoU {name}" in runs:
+            rows.append((name, runs[f"IoU {name}"].mean(), runs[f"Acc {name}"].mean(),
+                         theirs["per_class"][name]["IoU"], theirs["per_class"][name]["Acc"]))
+    return pd.DataFrame(rows, columns=["Class", "IoU (ours)", "Acc (ours)", "IoU (course report)",
+                                       "Acc (course report)"]).set_index("Class").round(2)
+
+
+def predictions(run_dirs: dict, dataset: PascalPartDataset, indices, device="auto") -> dict[str, list]:
+    """{label: [predicted mask per index]} for each run, with each run's own test-time settings."""
+    out = {}
+    for label, run_dir in run_dirs.items():
+        model, config, _ = load_run(run_dir, device)
+        predictor = predictor_from_config(model, config, next(model.parameters()).device)
+        out[label] = [predictor.predict(dataset.load(i)[0]) for i in indices]
+    return out
+
+
+def first_seed_runs(runs) -> dict[str, Path]:
+    """{experiment: run folder of its lowest seed}, in the report's order."""
+    chosen = {}
+    for run in runs:
+        chosen.setdefault(configs.read_run_config(run)["experiment"], run)
+    return chosen

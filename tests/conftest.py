@@ -1,0 +1,51 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from seglib.data import SAMPLE_ROOT
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("SEGLIB_SHARED_DATA", REPO.parent / "shared" / "data" / "pascal-part"))
+
+
+@pytest.fixture(scope="session")
+def sample_root() -> Path:
+    return SAMPLE_ROOT
+
+
+@pytest.fixture
+def sample_copy(tmp_path) -> Path:
+    """A writable copy of the embedded sample, for breaking things."""
+    dst = tmp_path / "data"
+    shutil.copytree(SAMPLE_ROOT, dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def npy_copy(tmp_path_factory) -> Path:
+    """The sample in the original distribution's format: gt_masks/<id>.npy."""
+    dst = tmp_path_factory.mktemp("npy") / "data"
+    shutil.copytree(SAMPLE_ROOT, dst)
+    for png in (dst / "gt_masks").glob("*.png"):
+        np.save(png.with_suffix(".npy"), np.array(Image.open(png)))
+        png.unlink()
+    return dst
+
+
+@pytest.fixture(scope="session")
+def shared_root() -> Path:
+    if not (SHARED / "train_id.txt").is_file():
+        pytest.skip(f"the full dataset is not at {SHARED}")
+    return SHARED
+
+
+def run_cli(*args, env=None, timeout=600):
+    """python -m seglib ARGS -> CompletedProcess (text)."""
+    return subprocess.run([sys.executable, "-m", "seglib", *map(str, args)], capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, **(env or {})}, timeout=timeout)
