@@ -11,6 +11,7 @@ from .errors import SeglibError
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
 EXPERIMENTS = ("fcn_unet_scratch", "deeplabv3plus_scratch", "deeplabv3plus_pretrained", "deeplabv3plus_pretrained_lovasz")
 PROFILES = ("paper", "cpu", "smoke")
+NOT_EXPERIMENTS = ("defaults", "profiles", "course_report")  # the other YAML files in experiments/
 
 
 def _read_yaml(path: Path) -> dict:
@@ -24,7 +25,7 @@ def _read_yaml(path: Path) -> dict:
 
 
 def available_experiments() -> list[str]:
-    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml") if p.stem not in ("defaults", "profiles"))
+    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml") if p.stem not in NOT_EXPERIMENTS)
 
 
 def parse_overrides(pairs) -> dict:
@@ -51,7 +52,7 @@ def _merge(config: dict, updates: dict, source: str) -> None:
 def load(experiment: str, profile: str = "paper", overrides: dict | None = None) -> dict:
     """The resolved config of one run: defaults <- experiment <- profile <- overrides."""
     path = EXPERIMENTS_DIR / f"{experiment}.yaml"
-    if experiment in ("defaults", "profiles") or not path.is_file():
+    if experiment in NOT_EXPERIMENTS or not path.is_file():
         raise SeglibError(f"unknown experiment {experiment!r}; choose one of: {', '.join(available_experiments())}")
     profiles = _read_yaml(EXPERIMENTS_DIR / "profiles.yaml")
     if profile not in profiles:

@@ -103,6 +103,11 @@ class DeepLabV3PlusAux(nn.Module):
                                      decoder_aspp_separable=True, decoder_aspp_dropout=0.1, classes=num_classes)
         aux_in = self.net.encoder.out_channels[-2]
         self.aux_head = FCNHead(aux_in, 256, num_classes)
+        # EfficientNet's classifier stem (conv_head, bn2) is kept for strict weight loading but never runs:
+        # frozen, so DistributedDataParallel does not wait for its gradients
+        for name in ("conv_head", "bn2"):
+            if hasattr(self.net.encoder, name):
+                getattr(self.net.encoder, name).requires_grad_(False)
 
     def forward(self, x):
         features = self.net.encoder(x)

@@ -180,6 +180,7 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
         train_set, batch_sampler=StreamBatchSampler(len(dataset), config["batch_size"], config["seed"], start,
                                                     config["iterations"], rank, world),
         num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=False,
+        generator=torch.Generator().manual_seed(config["seed"]),  # else the loader draws from the global RNG
         prefetch_factor=4 if workers else None)
     train_model.train()
     bar = tqdm(total=config["iterations"], initial=start, desc=config["experiment"], disable=not (progress and is_main),

@@ -1,0 +1,66 @@
+"""The notebooks, executed by papermill through the pipeline under the smoke profile, and the benchmark."""
+import json
+import shutil
+
+import nbformat
+import pytest
+
+from seglib.errors import SeglibError
+from seglib.pipeline import NOTEBOOKS_DIR, run_pipeline
+
+from conftest import run_cli
+
+
+def test_notebooks_are_stored_clean_with_a_parameters_cell():
+    for path in sorted(NOTEBOOKS_DIR.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), path
+        assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), path
+
+
+@pytest.fixture(scope="module")
+def smoke_pipeline(tmp_path_factory, sample_root):
+    out = tmp_path_factory.mktemp("pipeline")
+    formats = ("html", "pdf") if shutil.which("xelatex") and shutil.which("pandoc") else ("html",)
+    result = run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), formats=formats)
+    return out, result, formats
+
+
+def test_pipeline_runs_every_notebook_and_renders_the_report(smoke_pipeline):
+    out, result, formats = smoke_pipeline
+    executed = {p.name for p in (out / "executed").glob("*.ipynb")}
+    assert {"01_data_exploration.ipynb", "03_lovasz_borders.ipynb", "04_results.ipynb"} <= executed
+    assert len([n for n in executed if n.startswith("02_experiment-")]) == 6  # 4 experiments, CE and Lovasz x 2 seeds
+    html = (out / "report" / "report.html").read_text()
+    for needle in ("Table 1: FCN+U-Net", "Table 4: DeepLabv3+ pretrained + Lov", "Figure 5", "Boundary IoU",
+                   "course report", "What pretraining gains"):
+        assert needle in html, needle
+    assert "data:image/png;base64" in html and "<img src=\"http" not in html  # images embedded: reads offline
+    assert (out / "figures" / "figure5.png").is_file()
+    summary = (out / "results" / "summary.csv").read_text().splitlines()
+    assert summary[0].startswith("experiment,profile,encoder,weights,loss,seed") and len(summary) == 7
+    if "pdf" in formats:
+        assert (out / "report" / "report.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_rerun_skips_complete_experiments(smoke_pipeline, sample_root, capsys):
+    out, _, _ = smoke_pipeline
+    before = (out / "runs" / "fcn_unet_scratch-seed0" / "final.pt").stat().st_mtime
+    run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",))
+    assert "complete, skipped" in capsys.readouterr().out
+    assert (out / "runs" / "fcn_unet_scratch-seed0" / "final.pt").stat().st_mtime == before
+
+
+def test_failed_notebook_stops_the_pipeline_with_its_name(tmp_path, sample_copy):
+    (sample_copy / "val_id.txt").write_text("no_such_image\n")
+    with pytest.raises(SeglibError, match="notebook 01_data_exploration failed: SeglibError"):
+        run_pipeline(profile="smoke", data=sample_copy, out=tmp_path / "out", formats=("html",))
+
+
+def test_bench_writes_throughputs(tmp_path):
+    proc = run_cli("bench", "--model", "fcn_unet_s5-d16", "--crop", "32", "--batch", "2", "--iters", "1",
+                   "--json", tmp_path / "bench.json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "bench.json").read_text())
+    for key in ("train_images_per_s", "baseline_train_images_per_s", "eval_images_per_s", "data_images_per_s_per_worker"):
+        assert result[key] > 0

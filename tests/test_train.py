@@ -1,0 +1,128 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+import seglib.train as train_module
+from seglib import config as configs
+from seglib.errors import SeglibError
+from seglib.train import StreamBatchSampler, TrainingDiverged, poly_lr, train
+
+from conftest import REPO, run_cli
+
+
+@pytest.mark.parametrize("experiment", configs.EXPERIMENTS)
+def test_every_experiment_trains_and_evaluates_under_smoke(experiment, sample_root, tmp_path):
+    config = configs.load(experiment, "smoke")
+    score = train(config, sample_root, tmp_path / "run", progress=False)
+    for name in ("config.yaml", "log.csv", "last.pt", "final.pt", "metrics.json"):
+        assert (tmp_path / "run" / name).is_file()
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(saved) >= {"mIoU", "mAcc", "aAcc", "per_class"} and saved["mIoU"] == score["mIoU"]
+    assert set(saved["per_class"]) == {"background", "head", "torso", "upper-arms", "lower-arms", "upper-legs", "lower-legs"}
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["experiment"] == experiment
+
+
+def test_resumed_run_matches_an_uninterrupted_one(sample_root, tmp_path, monkeypatch):
+    config = configs.load("deeplabv3plus_pretrained", "smoke", {"iterations": 4, "checkpoint_every": 2})
+    train(config, sample_root, tmp_path / "whole", progress=False)
+
+    real_save = train_module.save_checkpoint
+
+    def save_then_die(path, **state):
+        real_save(path, **state)
+        raise KeyboardInterrupt  # killed right after the first checkpoint (iteration 2)
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, sample_root, tmp_path / "killed", progress=False)
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    assert torch.load(tmp_path / "killed" / "last.pt", weights_only=False)["iteration"] == 2
+    resumed = train(config, sample_root, tmp_path / "killed", resume=True, progress=False)
+
+    a = torch.load(tmp_path / "whole" / "final.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "killed" / "final.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    whole = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    assert resumed["mIoU"] == whole["mIoU"] and resumed["per_class"] == whole["per_class"]
+
+
+def test_non_finite_loss_stops_the_run_with_a_clear_message(sample_root, tmp_path, monkeypatch):
+    calls = []
+
+    def exploding(name, ignore_index=255):
+        def loss(logits, target):
+            calls.append(1)
+            value = torch.nn.functional.cross_entropy(logits.float(), target, ignore_index=255)
+            return value * float("nan") if len(calls) >= 2 else value
+        return loss
+
+    monkeypatch.setattr(train_module, "build_loss", exploding)
+    config = configs.load("deeplabv3plus_pretrained", "smoke")
+    with pytest.raises(TrainingDiverged, match=r"iteration 2: loss is nan \(last finite loss .* at iteration 1\); try"):
+        train(config, sample_root, tmp_path / "run", progress=False)
+
+
+def test_poly_schedule_matches_mmsegmentation():
+    config = configs.load("fcn_unet_scratch", "paper")
+    assert poly_lr(config, 0) == pytest.approx(0.01)
+    assert poly_lr(config, 1000) == pytest.approx((0.01 - 1e-4) * 0.5 ** 0.9 + 1e-4)
+    assert poly_lr(config, 2000) == pytest.approx(1e-4)
+
+
+def test_stream_sampler_covers_each_epoch_and_shards_like_distributed_sampler():
+    batches = list(StreamBatchSampler(10, 2, seed=3, start=0, stop=5))
+    assert sorted(i for b in batches for i, _ in b) == list(range(10))
+    resumed = list(StreamBatchSampler(10, 2, seed=3, start=2, stop=5))
+    assert resumed == batches[2:]
+    ranks = [list(StreamBatchSampler(10, 2, seed=3, start=0, stop=2, rank=r, world=2)) for r in (0, 1)]
+    assert sorted(i for r in ranks for b in r for i, _ in b) == sorted(i for b in batches[:4] for i, _ in b)
+
+
+def test_config_errors_are_one_line(tmp_path):
+    with pytest.raises(SeglibError, match="unknown experiment 'nope'; choose one of: deeplabv3plus_pretrained"):
+        configs.load("nope")
+    with pytest.raises(SeglibError, match="unknown profile"):
+        configs.load("fcn_unet_scratch", "gpu-max")
+    with pytest.raises(SeglibError, match="unknown key 'lrate'"):
+        configs.load("fcn_unet_scratch", "smoke", {"lrate": 1})
+    with pytest.raises(SeglibError, match="batch_size=1"):
+        configs.load("fcn_unet_scratch", "smoke", {"batch_size": 1})
+    for args in (["train", "--experiment", "nope"], ["train", "--experiment", "fcn_unet_scratch", "--set", "lrate=2"],
+                 ["evaluate", "--run", tmp_path]):
+        proc = run_cli(*args)
+        assert proc.returncode == 2 and proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_cli_train_evaluate_predict(sample_root, tmp_path):
+    run = tmp_path / "run"
+    proc = run_cli("train", "--experiment", "deeplabv3plus_pretrained", "--profile", "smoke", "--out", run,
+                   "--set", "iterations=2", "eval_flip=true")
+    assert proc.returncode == 0, proc.stderr
+    assert "mean" in proc.stdout and "background" in proc.stdout
+    assert yaml.safe_load((run / "config.yaml").read_text())["eval_flip"] is True
+    proc = run_cli("evaluate", "--run", run, "--json", tmp_path / "eval.json", "--scales", "0.75", "1.0", "--max-images", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[1].startswith("mean")  # the report's form: mean row first
+    scores = json.loads((tmp_path / "eval.json").read_text())
+    assert set(scores) == {"mIoU", "mAcc", "aAcc", "per_class"}
+    image = sample_root / "JPEGImages" / f"{(sample_root / 'val_id.txt').read_text().split()[0]}.jpg"
+    proc = run_cli("predict", "--run", run, image, "--out", tmp_path / "pred")
+    assert proc.returncode == 0, proc.stderr
+    assert {p.name for p in (tmp_path / "pred").iterdir()} == {f"{image.stem}_mask.png", f"{image.stem}_overlay.png"}
+    (run / "final.pt").write_bytes(b"garbage")
+    proc = run_cli("evaluate", "--run", run)
+    assert proc.returncode == 2 and "unreadable checkpoint" in proc.stderr
+
+
+def test_two_process_gloo_torchrun(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "seglib", "train", "--experiment", "deeplabv3plus_pretrained", "--profile", "smoke",
+                           "--out", str(tmp_path / "ddp"), "--set", "device=cpu"],
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["images"] == 3
