@@ -105,6 +105,7 @@ def merge_notebooks(paths, profile: str) -> nbformat.NotebookNode:
                     continue
             cell.id = f"cell-{len(report.cells)}"  # ids repeat across copies of 02_experiment
             report.cells.append(cell)
+    report.metadata["title"] = "Human body-part segmentation on Pascal-Part"
     report.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
     return report
 

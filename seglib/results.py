@@ -75,7 +75,7 @@ def summary(runs) -> pd.DataFrame:
 
 
 def combined_table(summary_df: pd.DataFrame) -> pd.DataFrame:
-    """mIoU / mAcc / aAcc per experiment (mean ± std over seeds) beside the course report's own."""
+    """mIoU / mAcc / aAcc per experiment (ours: mean ± std over seeds) beside the course report's own."""
     theirs = course_report()
     rows = []
     for experiment in configs.EXPERIMENTS:
@@ -84,8 +84,8 @@ def combined_table(summary_df: pd.DataFrame) -> pd.DataFrame:
             continue
         fmt = lambda s: f"{s.mean():.2f}" if len(s) == 1 else f"{s.mean():.2f} ± {s.std():.2f}"
         rows.append({
-            "experiment": TITLES[experiment], "encoder": runs.encoder.iloc[0], "loss": runs.loss.iloc[0],
-            "seeds": len(runs), "mIoU (ours)": fmt(runs.mIoU), "mAcc (ours)": fmt(runs.mAcc), "aAcc (ours)": fmt(runs.aAcc),
+            "experiment": TITLES[experiment], "encoder": runs.encoder.iloc[0], "seeds": len(runs),
+            "mIoU": fmt(runs.mIoU), "mAcc": fmt(runs.mAcc), "aAcc": fmt(runs.aAcc),
             "mIoU (course report)": theirs[experiment]["mIoU"], "mAcc (course report)": theirs[experiment]["mAcc"],
         })
     return pd.DataFrame(rows).set_index("experiment")
@@ -129,14 +129,30 @@ def boundary_scores(run_dir, data_root, split="val", max_images=None, device="au
     }
 
 
-def boundary_table(results: list[dict], measure: str) -> pd.DataFrame:
-    """Rows classes + 'mean', columns '<experiment> mean' and '<experiment> std' over seeds."""
+def boundary_table(results: list[dict], measure: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(mean, std) over seeds: rows classes + 'mean' (the class average), columns experiment titles."""
     frame = pd.DataFrame([{"experiment": r["experiment"], "seed": r["seed"], **r[measure]} for r in results])
     classes = [n for n in REPORT_ORDER if n in frame.columns]
     frame["mean"] = frame[classes].mean(axis=1)
-    stats = frame.groupby("experiment")[classes + ["mean"]].agg(["mean", "std"]).T.unstack()
-    stats.columns = [f"{TITLES.get(e, e)} {s}" for e, s in stats.columns]
-    return stats
+    grouped = frame.groupby("experiment")[classes + ["mean"]]
+    mean, std = grouped.mean().T, grouped.std().T
+    mean.columns = std.columns = [TITLES.get(e, e) for e in mean.columns]
+    return mean, std
+
+
+def mean_std_strings(mean: pd.DataFrame, std: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """'12.34 ± 0.56' cells (std left out where there is one seed) for compact tables."""
+    fmt = lambda m, s: f"{m:.{digits}f}" if pd.isna(s) else f"{m:.{digits}f} ± {s:.{digits}f}"
+    return pd.DataFrame({c: [fmt(m, s) for m, s in zip(mean[c], std[c])] for c in mean.columns}, index=mean.index)
+
+
+def notebook_display() -> None:
+    """Pandas tables as LaTeX too, so the PDF report shows real tables instead of wrapped text."""
+    pd.set_option("styler.render.repr", "latex")
+    pd.set_option("styler.format.precision", 2)
+    pd.set_option("styler.latex.hrules", True)
+    pd.set_option("styler.format.escape", "latex")
+    pd.set_option("display.precision", 2)
 
 
 def difference_vs_noise(results: list[dict], measure: str, a: str, b: str) -> dict:
