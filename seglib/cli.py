@@ -79,7 +79,7 @@ def cmd_pipeline(args):
     from .pipeline import run_pipeline
 
     run_pipeline(profile=args.profile, data=args.data, out=args.out, seeds=args.seeds, force=args.force,
-                 only=args.only, formats=args.formats)
+                 only=args.only, formats=args.formats, device=args.device)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="rerun experiments whose run folder is complete")
     p.add_argument("--only", nargs="*", help="notebooks to run (default all)")
     p.add_argument("--formats", nargs="+", default=["html", "pdf"])
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.set_defaults(func=cmd_pipeline)
     return parser
 

@@ -89,6 +89,9 @@ def validate(config: dict) -> None:
     for key in ("lr", "momentum", "weight_decay", "power", "min_lr", "aux_weight"):
         if not isinstance(config[key], (int, float)) or config[key] < 0:
             raise SeglibError(f"{key}={config[key]!r} must be a non-negative number")
+    workers = config["num_workers"]
+    if workers != "auto" and not (isinstance(workers, int) and workers >= 0):
+        raise SeglibError(f"num_workers={workers!r} must be auto or a non-negative integer")
     scales = config["scale_range"]
     if not (isinstance(scales, list) and len(scales) == 2 and 0 < scales[0] <= scales[1]):
         raise SeglibError(f"scale_range={scales!r} must be [low, high] with 0 < low <= high")

@@ -119,6 +119,13 @@ def setup_distributed(device_name: str):
     return rank, world, device
 
 
+def loader_workers(setting, device: torch.device) -> int:
+    """'auto': 2 on CPU (the compute threads need the cores), enough to feed a GPU otherwise."""
+    if setting != "auto":
+        return setting
+    return 2 if device.type == "cpu" else max(2, min(8, (os.cpu_count() or 2) - 1))
+
+
 def _compute_loss(model, criterion, images, masks, aux_weight):
     logits, aux = model(images)
     loss = criterion(logits, masks)
@@ -135,8 +142,8 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
     checkpoint_path = run_dir / "last.pt"
     if resume and checkpoint_path.is_file():
         saved = configs.read_run_config(run_dir)
-        if any(saved.get(k) != v for k, v in config.items() if k not in ("device", "num_workers")):
-            changed = sorted(k for k, v in config.items() if saved.get(k) != v and k not in ("device", "num_workers"))
+        changed = sorted(k for k, v in config.items() if saved.get(k) != v and k not in ("device", "num_workers"))
+        if changed:
             raise SeglibError(f"{run_dir / 'config.yaml'}: --resume with a different config ({', '.join(changed)}); "
                               "resume with the same settings or train into a new --out")
     elif (run_dir / "final.pt").exists() and not resume:
@@ -175,7 +182,7 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
         train_model = torch.compile(train_model)
     criterion = build_loss(config["loss"])
 
-    workers = config["num_workers"]
+    workers = loader_workers(config["num_workers"], device)
     loader = torch.utils.data.DataLoader(
         train_set, batch_sampler=StreamBatchSampler(len(dataset), config["batch_size"], config["seed"], start,
                                                     config["iterations"], rank, world),
