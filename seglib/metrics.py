@@ -103,12 +103,14 @@ def boundary_f_counts(pred, target, num_classes: int, tolerance: int = 2,
     pred, target = _as_numpy(pred), _as_numpy(target)
     valid = target != ignore_index
     counts = np.zeros((num_classes, 4), np.int64)
+    r = np.arange(-tolerance, tolerance + 1)
+    disk = r[:, None] ** 2 + r[None, :] ** 2 <= tolerance ** 2  # Euclidean tolerance, as a structuring element
     for c in range(num_classes):
         pc, gc = _contour(pred == c) & valid, _contour(target == c) & valid
         if not pc.any() and not gc.any():
             continue
-        near_gt = ndimage.distance_transform_edt(~gc) <= tolerance if gc.any() else np.zeros_like(gc)
-        near_pred = ndimage.distance_transform_edt(~pc) <= tolerance if pc.any() else np.zeros_like(pc)
+        near_gt = ndimage.binary_dilation(gc, structure=disk)
+        near_pred = ndimage.binary_dilation(pc, structure=disk)
         counts[c] = [np.count_nonzero(pc & near_gt), np.count_nonzero(pc),
                      np.count_nonzero(gc & near_pred), np.count_nonzero(gc)]
     return counts
