@@ -86,7 +86,7 @@ def combined_table(summary_df: pd.DataFrame) -> pd.DataFrame:
         rows.append({
             "experiment": TITLES[experiment], "encoder": runs.encoder.iloc[0], "seeds": len(runs),
             "mIoU": fmt(runs.mIoU), "mAcc": fmt(runs.mAcc), "aAcc": fmt(runs.aAcc),
-            "mIoU (course report)": theirs[experiment]["mIoU"], "mAcc (course report)": theirs[experiment]["mAcc"],
+            "course report mIoU": theirs[experiment]["mIoU"], "course report mAcc": theirs[experiment]["mAcc"],
         })
     return pd.DataFrame(rows).set_index("experiment")
 
