@@ -9,7 +9,6 @@ import os
 import platform
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 

@@ -6,7 +6,6 @@ Layout under OUT: runs/ (run folders), executed/ (executed notebooks), figures/,
 """
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path

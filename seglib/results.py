@@ -10,7 +10,7 @@ import pandas as pd
 import yaml
 
 from . import config as configs
-from .data import PascalPartDataset, REPORT_ORDER, report_order
+from .data import PascalPartDataset, REPORT_ORDER
 from .evaluate import evaluate_dataset, load_run, predictor_from_config
 
 TITLES = {
