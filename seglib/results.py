@@ -33,11 +33,12 @@ def is_complete(run_dir) -> bool:
 
 def find_runs(runs_root) -> list[Path]:
     """Complete run folders under runs_root, in the report's experiment order, then by seed."""
-    runs = [p for p in Path(runs_root).glob("*") if is_complete(p)]
-    key = lambda p: (configs.EXPERIMENTS.index(configs.read_run_config(p)["experiment"])
-                     if configs.read_run_config(p)["experiment"] in configs.EXPERIMENTS else 99,
-                     configs.read_run_config(p)["seed"])
-    return sorted(runs, key=key)
+    order = {name: i for i, name in enumerate(configs.EXPERIMENTS)}
+    keyed = []
+    for run in (p for p in Path(runs_root).glob("*") if is_complete(p)):
+        config = configs.read_run_config(run)  # read once per run, not once per sort-key part
+        keyed.append(((order.get(config["experiment"], len(order)), config["seed"], run.name), run))
+    return [run for _, run in sorted(keyed)]
 
 
 def read_metrics(run_dir) -> dict:
