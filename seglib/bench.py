@@ -1,34 +1,24 @@
-"""Throughput benchmark: seglib's training step (autocast, channels_last, cudnn.benchmark) against a
-plain fp32 PyTorch loop on the very same model, plus evaluation and data-pipeline throughput.
+"""Throughput benchmark: seglib's training step against a plain fp32 PyTorch loop on the very same
+model, plus evaluation and data-pipeline throughput. seglib's side uses the precision and memory
+format that the experiment files set for the model (measured per model: see docs/performance.md).
 
 python -m seglib bench --model deeplabv3plus_r50-d8 --crop 256 --batch 4 --iters 10 --json bench.json
 """
 from __future__ import annotations
 
-import os
 import platform
 import time
 
 import torch
 import torch.nn.functional as F
 
+from . import config as configs
 from .data import PascalPartDataset, default_root
-from .evaluate import Predictor, autocast, resolve_device
+from .evaluate import Predictor, autocast, precision_for, resolve_device
 from .losses import build_loss
 from .models import build_model, normalization
 from .train import SeededAugment, _compute_loss
 from .transforms import TrainPreset
-
-
-def cpu_supports_bf16() -> bool:
-    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def default_precision(device: torch.device) -> str:
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_supports_bf16() else "fp32"
 
 
 def _sync(device):
@@ -78,10 +68,12 @@ def train_throughput(model_name, crop, batch, iters, device, precision, channels
     return batch * iters / seconds
 
 
-def eval_throughput(model_name, crop, images, device, precision) -> float:
+def eval_throughput(model_name, crop, images, device, precision, channels_last=True) -> float:
     """Images/s of whole-image inference (short edge = crop) on real photos."""
-    model = build_model(model_name, 7).to(device, memory_format=torch.channels_last).eval()
-    predictor = Predictor(model, model_name, eval_size=crop, device=device, precision=precision)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = build_model(model_name, 7).to(device, memory_format=fmt).eval()
+    predictor = Predictor(model, model_name, eval_size=crop, device=device, precision=precision,
+                          channels_last=channels_last)
     seconds = _time_steps(lambda: [predictor.predict(img) for img in images], 1, 1, device)
     return len(images) / seconds
 
@@ -100,23 +92,26 @@ def data_throughput(data_root, crop, model_name, n: int = 16) -> float:
 
 
 def run_benchmark(model="deeplabv3plus_r50-d8", crop=256, batch=4, iters=10, device="auto", data=None,
-                  precision=None) -> dict:
+                  precision=None, channels_last=None) -> dict:
     device = resolve_device(device)
-    precision = precision or default_precision(device)
+    settings = configs.settings_for_model(model)
+    precision = precision or precision_for(settings, device)
+    channels_last = settings["channels_last"] if channels_last is None else channels_last
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     data_root = data or default_root()
     val = PascalPartDataset(data_root, "val")
     eval_images = [val.load(i)[0] for i in range(min(len(val), 8 if device.type == "cpu" else 50))]
     baseline = train_throughput(model, crop, batch, iters, device, "fp32", False, plain=True)
-    fast = train_throughput(model, crop, batch, iters, device, precision, True)
+    fast = train_throughput(model, crop, batch, iters, device, precision, channels_last)
     result = {
         "model": model, "crop": crop, "batch": batch, "iters": iters, "device": device.type,
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
-        "threads": torch.get_num_threads(), "precision": precision, "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "precision": precision, "channels_last": channels_last,
+        "torch": torch.__version__,
         "train_images_per_s": round(fast, 3), "baseline_train_images_per_s": round(baseline, 3),
         "speedup": round(fast / baseline, 2),
-        "eval_images_per_s": round(eval_throughput(model, crop, eval_images, device, precision), 3),
+        "eval_images_per_s": round(eval_throughput(model, crop, eval_images, device, precision, channels_last), 3),
         "data_images_per_s_per_worker": round(data_throughput(data_root, crop, model), 2),
     }
     width = max(map(len, result))

@@ -69,7 +69,8 @@ def cmd_predict(args):
 def cmd_bench(args):
     from .bench import run_benchmark
 
-    result = run_benchmark(args.model, args.crop, args.batch, args.iters, args.device, args.data, args.precision)
+    result = run_benchmark(args.model, args.crop, args.batch, args.iters, args.device, args.data, args.precision,
+                           args.channels_last)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))
@@ -119,7 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default=None, help="seglib's precision (default: bf16 on CPU with AMX/AVX512-BF16, else per device)")
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16"],
+                   help="seglib's precision (default: the model's experiment setting for the device)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="seglib's memory format (default: the model's experiment setting)")
     _data_arg(p)
     p.add_argument("--json", type=Path)
     p.set_defaults(func=cmd_bench)

@@ -100,6 +100,32 @@ def validate(config: dict) -> None:
         raise SeglibError(f"eval_scales={config['eval_scales']!r} must be a non-empty list of positive numbers")
 
 
+# Settings that change how fast a run goes, not what it computes: a finished run still counts as the
+# same run when only these differ (another machine, more workers, another memory format).
+SPEED_ONLY_KEYS = ("device", "num_workers", "channels_last", "compile", "checkpoint_every", "log_every")
+
+
+def changed_settings(run_dir, config: dict) -> list[str]:
+    """Keys whose value in RUN_DIR/config.yaml differs from `config`, ignoring SPEED_ONLY_KEYS."""
+    saved = read_run_config(run_dir)
+    return sorted(k for k, v in config.items() if k not in SPEED_ONLY_KEYS and saved.get(k) != v)
+
+
+def describe_changes(run_dir, config: dict, keys) -> str:
+    saved = read_run_config(run_dir)
+    return ", ".join(f"{k} {saved.get(k)!r} -> {config[k]!r}" for k in keys)
+
+
+def settings_for_model(model: str, profile: str = "paper") -> dict:
+    """The config of the first experiment that uses `model` (its measured precision and memory format);
+    the benchmark reads these so it times the path the experiments take."""
+    for experiment in EXPERIMENTS:
+        config = load(experiment, profile)
+        if config["model"] == model:
+            return config
+    return load(EXPERIMENTS[0], profile, {"model": model})
+
+
 def save(config: dict, path: Path) -> None:
     Path(path).write_text(yaml.safe_dump(config, sort_keys=False))
 

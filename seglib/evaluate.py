@@ -3,6 +3,7 @@ multi-scale test-time augmentation with averaged probabilities) and split evalua
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +34,20 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
+def cpu_supports_bf16() -> bool:
+    """Native bf16 arithmetic (AVX512-BF16 or AMX); elsewhere bf16 autocast is emulated and slower than fp32."""
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def precision_for(config: dict, device: torch.device) -> str:
-    return config["precision_cuda"] if device.type == "cuda" else config["precision_cpu"]
+    if device.type == "cuda":
+        return config["precision_cuda"]
+    if config["precision_cpu"] == "bf16" and not cpu_supports_bf16():
+        warnings.warn("precision_cpu=bf16 but this CPU has no native bf16 (AVX512-BF16 or AMX): using fp32, "
+                      "which is faster here", stacklevel=2)
+        return "fp32"
+    return config["precision_cpu"]
 
 
 class Predictor:

@@ -16,6 +16,7 @@ from . import config as configs
 from .data import default_root
 from .errors import SeglibError
 from .results import is_complete
+from .train import stale_run_error
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 EXPLORATION, EXPERIMENT, BORDERS, RESULTS = ("01_data_exploration", "02_experiment", "03_lovasz_borders", "04_results")
@@ -60,6 +61,9 @@ def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), for
         for experiment, seed in experiment_runs(list(seeds)):
             tag = f"{experiment}-seed{seed}"
             run_dir, copy = runs_root / tag, executed / f"{EXPERIMENT}-{tag}.ipynb"
+            error = None if force else stale_run_error(run_dir, configs.load(experiment, profile, {"seed": seed, "device": device}))
+            if error:
+                raise error
             if is_complete(run_dir) and copy.is_file() and not force:
                 print(f"[pipeline] {tag}: complete, skipped (--force to rerun)", flush=True)
             else:

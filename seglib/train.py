@@ -12,6 +12,7 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -141,10 +142,10 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
     is_main = rank == 0
     checkpoint_path = run_dir / "last.pt"
     if resume and checkpoint_path.is_file():
-        saved = configs.read_run_config(run_dir)
-        changed = sorted(k for k, v in config.items() if saved.get(k) != v and k not in ("device", "num_workers"))
+        changed = configs.changed_settings(run_dir, config)
         if changed:
-            raise SeglibError(f"{run_dir / 'config.yaml'}: --resume with a different config ({', '.join(changed)}); "
+            raise SeglibError(f"{run_dir / 'config.yaml'}: --resume with different settings "
+                              f"({configs.describe_changes(run_dir, config, changed)}); "
                               "resume with the same settings or train into a new --out")
     elif (run_dir / "final.pt").exists() and not resume:
         raise SeglibError(f"{run_dir}: already holds a finished run; choose another --out or pass --resume")
@@ -248,3 +249,30 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
     if world > 1:
         dist.barrier()
     return score
+
+
+def stale_run_error(run_dir, config: dict) -> SeglibError | None:
+    """An error when RUN_DIR holds a finished run whose settings differ from `config` (a changed
+    profile or experiment file): its numbers must not be reported under the new settings."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "final.pt").is_file():
+        return None
+    changed = configs.changed_settings(run_dir, config)
+    if not changed:
+        return None
+    return SeglibError(f"{run_dir}: finished with other settings ({configs.describe_changes(run_dir, config, changed)}); "
+                       "retrain it with --force (FORCE=1 for make, force=True in the notebook) or choose another run folder")
+
+
+def ensure_trained(config: dict, data_root, run_dir, force: bool = False, progress: bool = True) -> dict:
+    """The run's scores: trains (resuming from last.pt if there is one) unless RUN_DIR already holds
+    this finished run; force retrains from scratch."""
+    run_dir = Path(run_dir)
+    if force and run_dir.exists():
+        shutil.rmtree(run_dir)
+    error = stale_run_error(run_dir, config)
+    if error:
+        raise error
+    if (run_dir / "final.pt").is_file() and (run_dir / "metrics.json").is_file():
+        return json.loads((run_dir / "metrics.json").read_text())
+    return train(config, data_root, run_dir, resume=(run_dir / "last.pt").is_file(), progress=progress)

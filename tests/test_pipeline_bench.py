@@ -5,6 +5,7 @@ import shutil
 import nbformat
 import pytest
 
+from seglib import config as configs
 from seglib.errors import SeglibError
 from seglib.pipeline import NOTEBOOKS_DIR, run_pipeline
 
@@ -49,6 +50,14 @@ def test_rerun_skips_complete_experiments(smoke_pipeline, sample_root, capsys):
     run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",))
     assert "complete, skipped" in capsys.readouterr().out
     assert (out / "runs" / "fcn_unet_scratch-seed0" / "final.pt").stat().st_mtime == before
+
+
+def test_rerun_with_changed_settings_stops_instead_of_reusing_the_old_run(smoke_pipeline, sample_root, monkeypatch):
+    out, _, _ = smoke_pipeline
+    real_load = configs.load
+    monkeypatch.setattr(configs, "load", lambda e, p="paper", o=None: {**real_load(e, p, o), "iterations": 5})
+    with pytest.raises(SeglibError, match=r"fcn_unet_scratch-seed0: finished with other settings \(iterations 3 -> 5\)"):
+        run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",))
 
 
 def test_failed_notebook_stops_the_pipeline_with_its_name(tmp_path, sample_copy):

@@ -126,3 +126,38 @@ def test_two_process_gloo_torchrun(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["images"] == 3
+
+
+def test_finished_run_is_reused_only_with_the_same_settings(sample_root, tmp_path):
+    config = configs.load("fcn_unet_scratch", "smoke", {"iterations": 2})
+    run = tmp_path / "run"
+    first = train_module.ensure_trained(config, sample_root, run, progress=False)
+    stamp = (run / "final.pt").stat().st_mtime
+    # speed-only settings (memory format, workers, device) do not make it another run
+    same = {**config, "channels_last": not config["channels_last"], "num_workers": 1, "device": "cpu"}
+    assert train_module.ensure_trained(same, sample_root, run, progress=False) == first
+    assert (run / "final.pt").stat().st_mtime == stamp
+    longer = {**config, "iterations": 3}
+    with pytest.raises(SeglibError, match=r"finished with other settings \(iterations 2 -> 3\); retrain it with --force"):
+        train_module.ensure_trained(longer, sample_root, run, progress=False)
+    retrained = train_module.ensure_trained(longer, sample_root, run, force=True, progress=False)
+    assert int((run / "log.csv").read_text().splitlines()[-1].split(",")[0]) == 3
+    assert configs.read_run_config(run)["iterations"] == 3 and retrained["images"] == first["images"]
+
+
+def test_bf16_falls_back_to_fp32_on_a_cpu_without_native_bf16(monkeypatch):
+    import seglib.evaluate as evaluate
+
+    config = configs.load("deeplabv3plus_scratch", "paper")
+    assert config["precision_cpu"] == "bf16"
+    monkeypatch.setattr(evaluate, "cpu_supports_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="no native bf16"):
+        assert evaluate.precision_for(config, torch.device("cpu")) == "fp32"
+    monkeypatch.setattr(evaluate, "cpu_supports_bf16", lambda: True)
+    assert evaluate.precision_for(config, torch.device("cpu")) == "bf16"
+
+
+def test_bench_times_the_settings_the_experiments_use():
+    assert configs.settings_for_model("deeplabv3plus_r50-d8")["experiment"] == "deeplabv3plus_scratch"
+    assert configs.settings_for_model("deeplabv3plus_r50-d8")["channels_last"] is False
+    assert configs.settings_for_model("deeplabv3plus_lite2-d16")["precision_cpu"] == "fp32"
