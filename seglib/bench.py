@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from . import config as configs
 from .data import PascalPartDataset, default_root
-from .evaluate import Predictor, autocast, precision_for, resolve_device
+from .evaluate import Predictor, autocast, precision_for, resolve_device, training_memory_format
 from .losses import build_loss
 from .models import build_model, normalization
 from .train import SeededAugment, _compute_loss
@@ -41,7 +41,7 @@ def train_throughput(model_name, crop, batch, iters, device, precision, channels
     """Images/s of training steps on random inputs (the data pipeline is measured separately)."""
     torch.manual_seed(0)
     model = build_model(model_name, 7).to(device).train()
-    fmt = torch.channels_last if channels_last and not plain else torch.contiguous_format
+    fmt = torch.contiguous_format if plain else training_memory_format(channels_last, device, precision)
     model = model.to(memory_format=fmt)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
     images = torch.randn(batch, 3, crop, crop, device=device).contiguous(memory_format=fmt)

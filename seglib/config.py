@@ -101,8 +101,9 @@ def validate(config: dict) -> None:
 
 
 # Settings that change how fast a run goes, not what it computes: a finished run still counts as the
-# same run when only these differ (another machine, more workers, another memory format).
-SPEED_ONLY_KEYS = ("device", "num_workers", "channels_last", "compile", "checkpoint_every", "log_every")
+# same run when only these differ (another machine, more workers). Not channels_last: on CPU in bf16
+# it changed the gradients (seglib.evaluate.training_memory_format).
+SPEED_ONLY_KEYS = ("device", "num_workers", "compile", "checkpoint_every", "log_every")
 
 
 def changed_settings(run_dir, config: dict) -> list[str]:

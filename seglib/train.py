@@ -28,7 +28,8 @@ from . import config as configs
 from . import metrics
 from .data import PascalPartDataset
 from .errors import SeglibError
-from .evaluate import autocast, evaluate_dataset, precision_for, predictor_from_config, resolve_device
+from .evaluate import (autocast, evaluate_dataset, precision_for, predictor_from_config, resolve_device,
+                       training_memory_format)
 from .losses import build_loss
 from .models import build_model, normalization
 from .transforms import TrainPreset
@@ -154,7 +155,7 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
         torch.backends.cudnn.benchmark = not config["deterministic"]
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     precision = precision_for(config, device)
-    memory_format = torch.channels_last if config["channels_last"] else torch.contiguous_format
+    memory_format = training_memory_format(config["channels_last"], device, precision)
 
     dataset = PascalPartDataset(data_root, config["train_split"])
     mean, std = normalization(config["model"])
@@ -243,7 +244,7 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
     score = metrics.scores(result["confusion"], val_set.class_names)
     score.update(images=result["images"], split=config["val_split"], train_seconds=round(train_seconds, 1),
                  eval_seconds=round(time.perf_counter() - eval_start, 1), device=str(device.type), world_size=world,
-                 precision=precision)
+                 precision=precision, channels_last=memory_format == torch.channels_last)
     if is_main:
         (run_dir / "metrics.json").write_text(json.dumps(score, indent=2))
     if world > 1:
