@@ -41,7 +41,7 @@ def train_throughput(model_name, crop, batch, iters, device, precision, channels
     """Images/s of training steps on random inputs (the data pipeline is measured separately)."""
     torch.manual_seed(0)
     model = build_model(model_name, 7).to(device).train()
-    fmt = torch.contiguous_format if plain else training_memory_format(channels_last, device, precision)
+    fmt = torch.contiguous_format if plain else training_memory_format(model, channels_last, device, precision)
     model = model.to(memory_format=fmt)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
     images = torch.randn(batch, 3, crop, crop, device=device).contiguous(memory_format=fmt)

@@ -50,12 +50,18 @@ def precision_for(config: dict, device: torch.device) -> str:
     return config["precision_cpu"]
 
 
-def training_memory_format(channels_last: bool, device: torch.device, precision: str) -> torch.memory_format:
-    """channels_last as asked, except for bf16 training on CPU: there oneDNN (torch 2.14) returns wrong
-    weight gradients for dilated depthwise convs in channels_last (relative error ~1.4 against fp32 at
-    feature maps of 32 and more), which drove the Lite2 DeepLabv3+ weights to 1e31 within 10 iterations
-    at crop 512. Forward passes are correct, so evaluation keeps channels_last."""
-    if device.type == "cpu" and precision == "bf16" and channels_last:
+def has_dilated_depthwise_conv(model: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.Conv2d) and m.groups > 1 and max(m.dilation) > 1 for m in model.modules())
+
+
+def training_memory_format(model: torch.nn.Module, channels_last: bool, device: torch.device,
+                           precision: str) -> torch.memory_format:
+    """channels_last as asked, except for bf16 training on CPU of a model with dilated depthwise convs:
+    there oneDNN (torch 2.14) returns wrong weight gradients for them in channels_last (relative error
+    ~1.4 against fp32 on feature maps of 32 and more; scripts/check_depthwise_bf16.py), which drove the
+    Lite2 DeepLabv3+ weights to 1e31 within 10 iterations at crop 512. Forward passes are correct, so
+    evaluation keeps channels_last."""
+    if channels_last and device.type == "cpu" and precision == "bf16" and has_dilated_depthwise_conv(model):
         warnings.warn("channels_last with bf16 on CPU gives wrong gradients for dilated depthwise convs: "
                       "training in the default memory format", stacklevel=2)
         return torch.contiguous_format

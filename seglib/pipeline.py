@@ -64,7 +64,7 @@ def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), for
             error = None if force else stale_run_error(run_dir, configs.load(experiment, profile, {"seed": seed, "device": device}))
             if error:
                 raise error
-            if is_complete(run_dir) and copy.is_file() and not force:
+            if is_complete(run_dir) and _newer(copy, run_dir / "metrics.json") and not force:
                 print(f"[pipeline] {tag}: complete, skipped (--force to rerun)", flush=True)
             else:
                 if force and run_dir.exists():
@@ -79,6 +79,11 @@ def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), for
                                                                  "device": device}))
     written = render_report(sorted(executed.glob("*.ipynb"), key=_reading_order), out / "report", profile, formats)
     return {"executed": done, "report": written}
+
+
+def _newer(copy: Path, metrics: Path) -> bool:
+    """An executed notebook shows its run only if it was executed after the run finished."""
+    return copy.is_file() and copy.stat().st_mtime >= metrics.stat().st_mtime
 
 
 def _reading_order(path: Path):

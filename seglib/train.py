@@ -155,12 +155,13 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
         torch.backends.cudnn.benchmark = not config["deterministic"]
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     precision = precision_for(config, device)
-    memory_format = training_memory_format(config["channels_last"], device, precision)
 
     dataset = PascalPartDataset(data_root, config["train_split"])
     mean, std = normalization(config["model"])
     train_set = SeededAugment(dataset, TrainPreset(config["crop_size"], mean, std, tuple(config["scale_range"])))
-    model = build_model(config["model"], dataset.num_classes, config["weights"]).to(device, memory_format=memory_format)
+    model = build_model(config["model"], dataset.num_classes, config["weights"])
+    memory_format = training_memory_format(model, config["channels_last"], device, precision)
+    model = model.to(device, memory_format=memory_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=config["momentum"],
                                 weight_decay=config["weight_decay"])
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")

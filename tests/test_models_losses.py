@@ -3,7 +3,7 @@ import torch
 from segmentation_models_pytorch.losses import LovaszLoss
 
 from seglib.errors import SeglibError
-from seglib.evaluate import autocast, training_memory_format
+from seglib.evaluate import autocast, has_dilated_depthwise_conv, training_memory_format
 from seglib.losses import build_loss
 from seglib.models import MODELS, build_model, lite2_package_path, lite2_to_timm
 
@@ -85,10 +85,9 @@ def test_lovasz_is_near_zero_for_a_confident_correct_prediction():
     assert build_loss("lovasz")(logits, target) < 1e-4
 
 
-def _depthwise_weight_grad(memory_format, precision):
-    torch.manual_seed(0)
-    conv = torch.nn.Conv2d(64, 64, 3, padding=2, dilation=2, groups=64, bias=False).to(memory_format=memory_format)
-    x = torch.randn(2, 64, 32, 32).contiguous(memory_format=memory_format)
+def _depthwise_weight_grad(conv, memory_format, precision):
+    conv = conv.to(memory_format=memory_format)
+    x = torch.randn(2, 64, 32, 32, generator=torch.Generator().manual_seed(0)).contiguous(memory_format=memory_format)
     with autocast(torch.device("cpu"), precision):
         y = conv(x)
     grad = torch.randn(y.shape, generator=torch.Generator().manual_seed(1)).to(y.dtype)
@@ -96,10 +95,15 @@ def _depthwise_weight_grad(memory_format, precision):
 
 
 def test_bf16_training_on_cpu_avoids_channels_last_and_its_wrong_depthwise_gradients():
-    reference = _depthwise_weight_grad(torch.contiguous_format, "fp32")
+    conv = torch.nn.Conv2d(64, 64, 3, padding=2, dilation=2, groups=64, bias=False)
+    reference = _depthwise_weight_grad(conv, torch.contiguous_format, "fp32")
     with pytest.warns(UserWarning, match="wrong gradients"):
-        chosen = training_memory_format(True, torch.device("cpu"), "bf16")
+        chosen = training_memory_format(conv, True, torch.device("cpu"), "bf16")
     assert chosen == torch.contiguous_format
-    error = (_depthwise_weight_grad(chosen, "bf16") - reference).norm() / reference.norm()
+    error = (_depthwise_weight_grad(conv, chosen, "bf16") - reference).norm() / reference.norm()
     assert error < 0.02  # bf16 rounding only; channels_last gave ~1.4 with torch 2.14 on AVX512-BF16
-    assert training_memory_format(True, torch.device("cpu"), "fp32") == torch.channels_last
+    assert training_memory_format(conv, True, torch.device("cpu"), "fp32") == torch.channels_last
+    plain = torch.nn.Conv2d(64, 64, 3, padding=1)  # no dilated depthwise conv: channels_last stays
+    assert training_memory_format(plain, True, torch.device("cpu"), "bf16") == torch.channels_last
+    assert has_dilated_depthwise_conv(build_model("deeplabv3plus_r50-d8"))
+    assert not has_dilated_depthwise_conv(build_model("fcn_unet_s5-d16"))

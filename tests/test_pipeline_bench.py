@@ -1,5 +1,6 @@
 """The notebooks, executed by papermill through the pipeline under the smoke profile, and the benchmark."""
 import json
+import os
 import shutil
 
 import nbformat
@@ -50,6 +51,19 @@ def test_rerun_skips_complete_experiments(smoke_pipeline, sample_root, capsys):
     run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",))
     assert "complete, skipped" in capsys.readouterr().out
     assert (out / "runs" / "fcn_unet_scratch-seed0" / "final.pt").stat().st_mtime == before
+
+
+def test_executed_copy_older_than_its_run_is_executed_again_without_retraining(smoke_pipeline, sample_root, capsys):
+    out, _, _ = smoke_pipeline
+    run = out / "runs" / "fcn_unet_scratch-seed0"
+    before = (run / "final.pt").stat().st_mtime
+    copy = out / "executed" / "02_experiment-fcn_unet_scratch-seed0.ipynb"
+    os.utime(copy, (0, 0))  # as if executed for an earlier run in this folder
+    run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",))
+    printed = capsys.readouterr().out
+    assert "fcn_unet_scratch-seed0: complete, skipped" not in printed and "deeplabv3plus_scratch-seed0: complete, skipped" in printed
+    assert copy.stat().st_mtime > (run / "metrics.json").stat().st_mtime
+    assert (run / "final.pt").stat().st_mtime == before
 
 
 def test_rerun_with_changed_settings_stops_instead_of_reusing_the_old_run(smoke_pipeline, sample_root, monkeypatch):
