@@ -77,18 +77,16 @@ def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), for
             done.append(execute(name, executed / f"{name}.ipynb", {"data": str(data), "runs_root": str(runs_root),
                                                                  "figures_dir": str(figures), "results_dir": str(results),
                                                                  "device": device}))
-    written = render_report(sorted(executed.glob("*.ipynb"), key=_reading_order), out / "report", profile, formats)
+    # the notebooks of this study only: copies left from other seeds or older runs stay out of the report
+    names = [EXPLORATION] + [f"{EXPERIMENT}-{e}-seed{s}" for e, s in experiment_runs(list(seeds))] + [BORDERS, RESULTS]
+    written = render_report([executed / f"{n}.ipynb" for n in names if (executed / f"{n}.ipynb").is_file()],
+                            out / "report", profile, formats)
     return {"executed": done, "report": written}
 
 
 def _newer(copy: Path, metrics: Path) -> bool:
     """An executed notebook shows its run only if it was executed after the run finished."""
     return copy.is_file() and copy.stat().st_mtime >= metrics.stat().st_mtime
-
-
-def _reading_order(path: Path):
-    names = [EXPLORATION] + [f"{EXPERIMENT}-{e}" for e in configs.EXPERIMENTS] + [BORDERS, RESULTS]
-    return next((i for i, n in enumerate(names) if path.stem.startswith(n)), 99), path.stem
 
 
 def merge_notebooks(paths, profile: str) -> nbformat.NotebookNode:

@@ -66,6 +66,15 @@ def test_executed_copy_older_than_its_run_is_executed_again_without_retraining(s
     assert (run / "final.pt").stat().st_mtime == before
 
 
+def test_report_leaves_out_executed_copies_of_other_seeds(smoke_pipeline, sample_root):
+    out, _, _ = smoke_pipeline
+    stray = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("STRAY SEED 7 COPY")])
+    nbformat.write(stray, out / "executed" / "02_experiment-deeplabv3plus_pretrained-seed7.ipynb")
+    run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["04_results"], formats=("html",))
+    html = (out / "report" / "report.html").read_text()
+    assert "STRAY SEED 7 COPY" not in html and "Figure 5" in html
+
+
 def test_rerun_with_changed_settings_stops_instead_of_reusing_the_old_run(smoke_pipeline, sample_root, monkeypatch):
     out, _, _ = smoke_pipeline
     real_load = configs.load
