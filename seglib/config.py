@@ -106,15 +106,14 @@ def validate(config: dict) -> None:
 SPEED_ONLY_KEYS = ("device", "num_workers", "compile", "checkpoint_every", "log_every")
 
 
-def changed_settings(run_dir, config: dict) -> list[str]:
-    """Keys whose value in RUN_DIR/config.yaml differs from `config`, ignoring SPEED_ONLY_KEYS."""
+def changed_settings(run_dir, config: dict) -> dict[str, tuple]:
+    """{key: (value in RUN_DIR/config.yaml, value in `config`)} where they differ, ignoring SPEED_ONLY_KEYS."""
     saved = read_run_config(run_dir)
-    return sorted(k for k, v in config.items() if k not in SPEED_ONLY_KEYS and saved.get(k) != v)
+    return {k: (saved.get(k), v) for k, v in sorted(config.items()) if k not in SPEED_ONLY_KEYS and saved.get(k) != v}
 
 
-def describe_changes(run_dir, config: dict, keys) -> str:
-    saved = read_run_config(run_dir)
-    return ", ".join(f"{k} {saved.get(k)!r} -> {config[k]!r}" for k in keys)
+def describe_changes(changes: dict[str, tuple]) -> str:
+    return ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items())
 
 
 def settings_for_model(model: str, profile: str = "paper") -> dict:

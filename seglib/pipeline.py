@@ -66,11 +66,9 @@ def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), for
                 raise error
             if is_complete(run_dir) and _newer(copy, run_dir / "metrics.json") and not force:
                 print(f"[pipeline] {tag}: complete, skipped (--force to rerun)", flush=True)
-            else:
-                if force and run_dir.exists():
-                    shutil.rmtree(run_dir)
+            else:  # the notebook trains through train.ensure_trained, which also does the retraining on force
                 execute(EXPERIMENT, copy, {**common, "experiment": experiment, "seed": seed, "run_dir": str(run_dir),
-                                           "figures_dir": str(figures)})
+                                           "figures_dir": str(figures), "force": force})
             done.append(copy)
     for name in (BORDERS, RESULTS):
         if wanted(name):

@@ -146,7 +146,7 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
         changed = configs.changed_settings(run_dir, config)
         if changed:
             raise SeglibError(f"{run_dir / 'config.yaml'}: --resume with different settings "
-                              f"({configs.describe_changes(run_dir, config, changed)}); "
+                              f"({configs.describe_changes(changed)}); "
                               "resume with the same settings or train into a new --out")
     elif (run_dir / "final.pt").exists() and not resume:
         raise SeglibError(f"{run_dir}: already holds a finished run; choose another --out or pass --resume")
@@ -262,7 +262,7 @@ def stale_run_error(run_dir, config: dict) -> SeglibError | None:
     changed = configs.changed_settings(run_dir, config)
     if not changed:
         return None
-    return SeglibError(f"{run_dir}: finished with other settings ({configs.describe_changes(run_dir, config, changed)}); "
+    return SeglibError(f"{run_dir}: finished with other settings ({configs.describe_changes(changed)}); "
                        "retrain it with --force (FORCE=1 for make, force=True in the notebook) or choose another run folder")
 
 

@@ -83,6 +83,16 @@ def test_rerun_with_changed_settings_stops_instead_of_reusing_the_old_run(smoke_
         run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",))
 
 
+def test_force_retrains_a_complete_run(smoke_pipeline, sample_root, capsys):
+    out, _, _ = smoke_pipeline
+    final = out / "runs" / "fcn_unet_scratch-seed0" / "final.pt"
+    before = final.stat().st_mtime
+    run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0,), force=True, only=["02_experiment"],
+                 formats=("html",))
+    assert "complete, skipped" not in capsys.readouterr().out
+    assert final.stat().st_mtime > before
+
+
 def test_failed_notebook_stops_the_pipeline_with_its_name(tmp_path, sample_copy):
     (sample_copy / "val_id.txt").write_text("no_such_image\n")
     with pytest.raises(SeglibError, match="notebook 01_data_exploration failed: SeglibError"):
