@@ -1,4 +1,4 @@
-"""python -m seglib {train,evaluate,predict,bench,pipeline}: thin argument parsing over the modules.
+"""python -m seglib {train,evaluate,predict,bench,compare,pipeline}: thin argument parsing over the modules.
 A user's mistake (SeglibError) prints one line and exits 2; no traceback."""
 from __future__ import annotations
 
@@ -15,22 +15,28 @@ def _data_arg(parser):
                         help="data folder (default: $SEGLIB_DATA, else the embedded sample)")
 
 
+def _print_scores(score: dict) -> None:
+    from .results import per_class_table
+
+    print(per_class_table(score).to_string(float_format="%.2f", index_names=False))
+    print(f"(aAcc {score['aAcc']:.2f})")
+
+
 def cmd_train(args):
     from . import config as configs
-    from .data import REPORT_ORDER, default_root
-    from .evaluate import format_table
+    from .data import default_root
     from .train import train
 
     config = configs.load(args.experiment, args.profile, configs.parse_overrides(args.set))
     out = args.out or Path("runs") / f"{args.experiment}-{args.profile}-seed{config['seed']}"
     score = train(config, args.data or default_root(), out, resume=args.resume)
-    print(format_table(score, [n for n in REPORT_ORDER if n in score["per_class"]]))
+    _print_scores(score)
     print(f"run folder: {out}")
 
 
 def cmd_evaluate(args):
-    from .data import PascalPartDataset, default_root, report_order
-    from .evaluate import evaluate_dataset, format_table, load_run, predictor_from_config
+    from .data import PascalPartDataset, default_root
+    from .evaluate import evaluate_dataset, load_run, predictor_from_config
     from .metrics import scores
 
     model, config, _ = load_run(args.run, args.device)
@@ -43,7 +49,7 @@ def cmd_evaluate(args):
     dataset = PascalPartDataset(args.data or default_root(), args.split)
     result = evaluate_dataset(predictor, dataset, args.max_images)
     score = scores(result["confusion"], dataset.class_names)
-    print(format_table(score, [dataset.class_names[i] for i in report_order(dataset.class_names)]))
+    _print_scores(score)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(score, indent=2))
@@ -74,6 +80,28 @@ def cmd_bench(args):
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))
+
+
+def cmd_compare(args):
+    from .config import is_complete
+    from .results import compare_by, summary
+
+    missing = [str(r) for r in args.runs if not is_complete(r)]
+    if missing:
+        raise SeglibError(f"{missing[0]}: not a finished run folder (needs config.yaml, final.pt, metrics.json)")
+    table, gap = compare_by(summary(args.runs), args.by, args.metric)
+    print(table.to_string())
+    if gap:
+        verdict = "exceeds" if gap["exceeds_noise"] else "is within"
+        print(f"{args.metric} {gap['b']} - {gap['a']}: {gap['difference']:+.2f}; seed-to-seed std "
+              f"{gap['std_a']:.2f} / {gap['std_b']:.2f}: the gap {verdict} seed-to-seed variation (2 std)")
+    if args.csv:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.csv)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"by": args.by, "metric": args.metric, "runs": [str(r) for r in args.runs],
+                                         "groups": table.reset_index().to_dict("records"), "gap": gap}, indent=2, default=str))
 
 
 def cmd_pipeline(args):
@@ -127,6 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
     _data_arg(p)
     p.add_argument("--json", type=Path)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("compare", help="finished runs grouped by one setting: mean/std over seeds and "
+                                       "whether the gap exceeds seed-to-seed variation")
+    p.add_argument("runs", type=Path, nargs="+", help="run folders")
+    p.add_argument("--by", default="precision", help="results/summary.csv column to group by (default precision)")
+    p.add_argument("--metric", default="mIoU")
+    p.add_argument("--csv", type=Path)
+    p.add_argument("--json", type=Path)
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("pipeline", help="run every notebook for a profile, then render the report")
     p.add_argument("--profile", default="smoke")

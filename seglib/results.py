@@ -10,7 +10,9 @@ import pandas as pd
 import yaml
 
 from . import config as configs
-from .data import PascalPartDataset, REPORT_ORDER
+from .config import is_complete
+from .data import PascalPartDataset, REPORT_ORDER, report_order
+from .errors import SeglibError
 from .evaluate import evaluate_dataset, load_run, predictor_from_config
 
 TITLES = {
@@ -24,11 +26,6 @@ ENCODERS = {"fcn_unet_s5-d16": "U-Net s5", "deeplabv3plus_r50-d8": "ResNet-50", 
 
 def course_report() -> dict:
     return yaml.safe_load((configs.EXPERIMENTS_DIR / "course_report.yaml").read_text())
-
-
-def is_complete(run_dir) -> bool:
-    run_dir = Path(run_dir)
-    return all((run_dir / f).is_file() for f in ("config.yaml", "final.pt", "metrics.json"))
 
 
 def find_runs(runs_root) -> list[Path]:
@@ -47,7 +44,8 @@ def read_metrics(run_dir) -> dict:
 
 def per_class_table(score: dict) -> pd.DataFrame:
     """The report's table: Class | IoU | Acc, mean row first, classes in the report's order."""
-    names = [n for n in REPORT_ORDER if n in score["per_class"]] + [n for n in score["per_class"] if n not in REPORT_ORDER]
+    names = list(score["per_class"])
+    names = [names[i] for i in report_order(names)]
     rows = [("mean", score["mIoU"], score["mAcc"])] + [(n, score["per_class"][n]["IoU"], score["per_class"][n]["Acc"]) for n in names]
     return pd.DataFrame(rows, columns=["Class", "IoU", "Acc"]).set_index("Class").round(2)
 
@@ -148,25 +146,70 @@ def mean_std_strings(mean: pd.DataFrame, std: pd.DataFrame, digits: int = 2) -> 
 
 
 def notebook_display() -> None:
-    """Pandas tables as LaTeX too, so the PDF report shows real tables instead of wrapped text."""
+    """Pandas tables as LaTeX too, so the PDF report shows real tables instead of wrapped text; a table
+    wider than the page is scaled down to fit instead of running off its edge."""
     pd.set_option("styler.render.repr", "latex")
     pd.set_option("styler.format.precision", 2)
     pd.set_option("styler.latex.hrules", True)
     pd.set_option("styler.format.escape", "latex")
     pd.set_option("display.precision", 2)
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:  # type printers take precedence over DataFrame._repr_latex_
+        shell.display_formatter.formatters["text/latex"].for_type(pd.DataFrame, latex_fitting_the_page)
+
+
+def latex_fitting_the_page(frame: pd.DataFrame) -> str:
+    """The frame as DataFrame.to_latex writes it (the styler.* options apply), in an adjustbox no wider
+    than the text; nbconvert's LaTeX template loads adjustbox."""
+    return "\\begin{adjustbox}{max width=\\linewidth}\n" + frame.to_latex() + "\\end{adjustbox}\n"
+
+
+def gap_vs_noise(values_a, values_b) -> dict:
+    """Two groups of per-seed values: difference of means (b - a) and each group's seed-to-seed standard
+    deviation. The gap counts as real only beyond twice the larger deviation, so one seed proves nothing."""
+    a, b = np.asarray(values_a, dtype=float), np.asarray(values_b, dtype=float)
+    mean_a, mean_b = (float(v.mean()) if v.size else float("nan") for v in (a, b))
+    std_a, std_b = (float(v.std(ddof=1)) if v.size > 1 else float("nan") for v in (a, b))
+    noise = max(std_a, std_b) if np.isfinite([std_a, std_b]).all() else float("nan")
+    diff = mean_b - mean_a
+    return {"mean_a": mean_a, "mean_b": mean_b, "std_a": std_a, "std_b": std_b, "difference": diff,
+            "seeds_a": int(a.size), "seeds_b": int(b.size), "exceeds_noise": bool(np.isfinite(noise) and abs(diff) > 2 * noise)}
 
 
 def difference_vs_noise(results: list[dict], measure: str, a: str, b: str) -> dict:
-    """Mean over classes of measure for runs of experiments a and b: difference of means and the
-    seed-to-seed standard deviations, so a reader sees whether the gap exceeds the noise."""
+    """Mean over classes of measure for runs of experiments a and b, compared with gap_vs_noise."""
     vals = {e: [np.nanmean(list(r[measure].values())) for r in results if r["experiment"] == e] for e in (a, b)}
-    mean = {e: float(np.mean(v)) if v else float("nan") for e, v in vals.items()}
-    std = {e: float(np.std(v, ddof=1)) if len(v) > 1 else float("nan") for e, v in vals.items()}
-    diff = mean[b] - mean[a]
-    noise = max(std.values()) if all(np.isfinite(list(std.values()))) else float("nan")
-    return {"a": a, "b": b, "mean_a": mean[a], "mean_b": mean[b], "std_a": std[a], "std_b": std[b],
-            "difference": diff, "seeds_a": len(vals[a]), "seeds_b": len(vals[b]),
-            "exceeds_noise": bool(np.isfinite(noise) and abs(diff) > 2 * noise)}
+    return {"a": a, "b": b, **gap_vs_noise(vals[a], vals[b])}
+
+
+# summary columns that must agree between runs compared by one setting: the same schedule and test protocol
+SCHEDULE_COLUMNS = ("encoder", "weights", "loss", "precision", "iterations", "crop", "scale_range", "eval_flip",
+                    "eval_scales", "val_images")
+
+
+def compare_by(summary_df: pd.DataFrame, column: str, metric: str = "mIoU") -> tuple[pd.DataFrame, dict | None]:
+    """Runs grouped by one setting (say precision): per group the seeds, mean and std of metric and the mean
+    training time; with two groups also gap_vs_noise between them. Runs that differ in another schedule
+    column are refused, since the comparison would mix two effects."""
+    for name in (column, metric):
+        if name not in summary_df:
+            raise SeglibError(f"unknown summary column {name!r}; choose from: {', '.join(summary_df.columns)}")
+    for other in SCHEDULE_COLUMNS:
+        if other != column and other in summary_df and summary_df[other].nunique(dropna=False) > 1:
+            raise SeglibError(f"the runs differ in {other} ({', '.join(map(str, summary_df[other].unique()))}) besides "
+                              f"{column}; compare runs with the same schedule")
+    groups = summary_df.groupby(column, sort=False)
+    table = pd.DataFrame({
+        "runs": groups.size(), "seeds": groups.seed.agg(lambda s: " ".join(map(str, sorted(s)))),
+        f"{metric} mean": groups[metric].mean(), f"{metric} std": groups[metric].std(),
+        "train seconds mean": groups.train_seconds.mean(),
+    }).round(2)
+    values = [g[metric].to_numpy() for _, g in groups]
+    return table, ({"a": table.index[0], "b": table.index[1], **gap_vs_noise(*values)} if len(values) == 2 else None)
 
 
 def experiment_table(summary_df: pd.DataFrame, experiment: str) -> pd.DataFrame:
