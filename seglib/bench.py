@@ -37,11 +37,19 @@ def _time_steps(step, iters: int, warmup: int, device) -> float:
     return time.perf_counter() - start
 
 
-def train_throughput(model_name, crop, batch, iters, device, precision, channels_last, plain=False, warmup=2) -> float:
-    """Images/s of training steps on random inputs (the data pipeline is measured separately)."""
+def train_throughput(model_name, crop, batch, iters, device, precision, channels_last, plain=False, warmup=2,
+                     guard=True) -> float:
+    """Images/s of training steps on random inputs (the data pipeline is measured separately).
+    guard=False times channels_last even where training_memory_format refuses it (wrong gradients), which
+    scripts/step_timing.py needs to show what the refusal costs."""
     torch.manual_seed(0)
     model = build_model(model_name, 7).to(device).train()
-    fmt = torch.contiguous_format if plain else training_memory_format(model, channels_last, device, precision)
+    if plain:
+        fmt = torch.contiguous_format
+    elif guard:
+        fmt = training_memory_format(model, channels_last, device, precision)
+    else:
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
     images = torch.randn(batch, 3, crop, crop, device=device).contiguous(memory_format=fmt)

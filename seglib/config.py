@@ -130,6 +130,12 @@ def save(config: dict, path: Path) -> None:
     Path(path).write_text(yaml.safe_dump(config, sort_keys=False))
 
 
+def is_complete(run_dir) -> bool:
+    """A finished run folder: its config, final weights and scores are all there."""
+    run_dir = Path(run_dir)
+    return all((run_dir / f).is_file() for f in ("config.yaml", "final.pt", "metrics.json"))
+
+
 def read_run_config(run_dir) -> dict:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():

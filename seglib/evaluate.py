@@ -177,11 +177,3 @@ def evaluate_dataset(predictor: Predictor, dataset: PascalPartDataset, max_image
             result["perimeter_ratio"] = np.where(perimeters[:, 1] > 0, perimeters[:, 0] / np.maximum(perimeters[:, 1], 1), np.nan)
         result["boundary_f"] = metrics.boundary_f_score(f_counts)
     return result
-
-
-def format_table(score: dict, order: list[str] | None = None) -> str:
-    """The report's per-class table: Class | IoU | Acc, mean row first."""
-    names = order or list(score["per_class"])
-    rows = [("mean", score["mIoU"], score["mAcc"])] + [(n, score["per_class"][n]["IoU"], score["per_class"][n]["Acc"]) for n in names]
-    lines = [f"{'Class':<12} {'IoU':>7} {'Acc':>7}"] + [f"{n:<12} {i:7.2f} {a:7.2f}" for n, i, a in rows]
-    return "\n".join(lines) + f"\n(aAcc {score['aAcc']:.2f})"

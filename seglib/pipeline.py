@@ -15,7 +15,7 @@ import nbformat
 from . import config as configs
 from .data import default_root
 from .errors import SeglibError
-from .results import is_complete
+from .plots import CLOSEUP_PATTERN, PREDICTIONS_PATTERN, predictions_figure_name
 from .train import stale_run_error
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
@@ -64,14 +64,17 @@ def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), for
             error = None if force else stale_run_error(run_dir, configs.load(experiment, profile, {"seed": seed, "device": device}))
             if error:
                 raise error
-            if is_complete(run_dir) and _newer(copy, run_dir / "metrics.json") and not force:
+            if configs.is_complete(run_dir) and _newer(copy, run_dir / "metrics.json") and not force:
                 print(f"[pipeline] {tag}: complete, skipped (--force to rerun)", flush=True)
             else:  # the notebook trains through train.ensure_trained, which also does the retraining on force
                 execute(EXPERIMENT, copy, {**common, "experiment": experiment, "seed": seed, "run_dir": str(run_dir),
                                            "figures_dir": str(figures), "force": force})
             done.append(copy)
+        prune_figures(figures, PREDICTIONS_PATTERN, {predictions_figure_name(e, s) for e, s in experiment_runs(list(seeds))})
     for name in (BORDERS, RESULTS):
         if wanted(name):
+            if name == BORDERS:  # its close-ups are named by image; those of an earlier run may differ
+                prune_figures(figures, CLOSEUP_PATTERN, set())
             done.append(execute(name, executed / f"{name}.ipynb", {"data": str(data), "runs_root": str(runs_root),
                                                                  "figures_dir": str(figures), "results_dir": str(results),
                                                                  "device": device}))
@@ -80,6 +83,14 @@ def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), for
     written = render_report([executed / f"{n}.ipynb" for n in names if (executed / f"{n}.ipynb").is_file()],
                             out / "report", profile, formats)
     return {"executed": done, "report": written}
+
+
+def prune_figures(figures: Path, pattern: str, keep: set) -> None:
+    """Remove figures matching pattern except those named in keep, so figures/ shows this study only."""
+    for path in sorted(figures.glob(pattern)):
+        if path.name not in keep:
+            print(f"[pipeline] removed {path.name} (not part of this study)", flush=True)
+            path.unlink()
 
 
 def _newer(copy: Path, metrics: Path) -> bool:

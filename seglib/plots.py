@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.patches import Patch
 from PIL import Image
 
-from .data import IGNORE_INDEX, REPORT_ORDER
+from .data import IGNORE_INDEX, report_order
 
 # one fixed colour per readable class name, so every figure agrees whatever classes.txt's order
 CLASS_COLORS = {
@@ -17,6 +17,16 @@ CLASS_COLORS = {
     "lower-arms": (0, 130, 200), "upper-legs": (245, 130, 48), "lower-legs": (145, 30, 180),
 }
 EXTRA_COLORS = [(70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]
+# figure files written per run and per border close-up; the pipeline prunes those no longer in the study
+PREDICTIONS_PATTERN, CLOSEUP_PATTERN = "predictions_*_seed*.png", "borders_closeup_*.png"
+
+
+def predictions_figure_name(experiment: str, seed: int) -> str:
+    return f"predictions_{experiment}_seed{seed}.png"
+
+
+def closeup_figure_name(image_id: str) -> str:
+    return f"borders_closeup_{image_id}.png"
 
 
 def palette(class_names: list[str]) -> np.ndarray:
@@ -43,9 +53,8 @@ def overlay(image: np.ndarray, mask: np.ndarray, class_names: list[str], alpha: 
 
 
 def legend_handles(class_names: list[str]):
-    order = [n for n in REPORT_ORDER if n in class_names] + [n for n in class_names if n not in REPORT_ORDER]
     lut = palette(class_names)
-    return [Patch(color=lut[class_names.index(n)] / 255, label=n) for n in order]
+    return [Patch(color=lut[i] / 255, label=class_names[i]) for i in report_order(class_names)]
 
 
 def add_legend(fig, class_names: list[str]) -> None:

@@ -275,6 +275,6 @@ def ensure_trained(config: dict, data_root, run_dir, force: bool = False, progre
     error = stale_run_error(run_dir, config)
     if error:
         raise error
-    if (run_dir / "final.pt").is_file() and (run_dir / "metrics.json").is_file():
+    if configs.is_complete(run_dir):
         return json.loads((run_dir / "metrics.json").read_text())
     return train(config, data_root, run_dir, resume=(run_dir / "last.pt").is_file(), progress=progress)

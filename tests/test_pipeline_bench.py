@@ -41,6 +41,10 @@ def test_pipeline_runs_every_notebook_and_renders_the_report(smoke_pipeline):
     assert (out / "figures" / "figure5.png").is_file()
     summary = (out / "results" / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("experiment,profile,encoder,weights,loss,seed") and len(summary) == 7
+    report = nbformat.read(out / "report" / "report.ipynb", as_version=4)
+    tables = [o["data"]["text/latex"] for c in report.cells if c.cell_type == "code" for o in c.outputs
+              if "tabular" in o.get("data", {}).get("text/latex", "")]
+    assert tables and all(t.startswith("\\begin{adjustbox}{max width=\\linewidth}") for t in tables)  # fit the PDF page
     if "pdf" in formats:
         assert (out / "report" / "report.pdf").read_bytes()[:4] == b"%PDF"
 
@@ -73,6 +77,21 @@ def test_report_leaves_out_executed_copies_of_other_seeds(smoke_pipeline, sample
     run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["04_results"], formats=("html",))
     html = (out / "report" / "report.html").read_text()
     assert "STRAY SEED 7 COPY" not in html and "Figure 5" in html
+
+
+def test_figures_of_runs_outside_the_study_are_removed(smoke_pipeline, sample_root):
+    out, _, _ = smoke_pipeline
+    figures = out / "figures"
+    kept = figures / "predictions_deeplabv3plus_pretrained_seed1.png"
+    strays = [figures / "predictions_deeplabv3plus_pretrained_seed7.png", figures / "borders_closeup_no_such_image.png"]
+    for stray in strays:
+        stray.write_bytes(kept.read_bytes())
+    closeups = {p.name for p in figures.glob("borders_closeup_*.png")} - {strays[1].name}
+    assert closeups  # the smoke study writes close-ups, which must come back after the pruning
+    run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment", "03_lovasz_borders"],
+                 formats=("html",))
+    assert kept.is_file() and not any(s.exists() for s in strays)
+    assert {p.name for p in figures.glob("borders_closeup_*.png")} == closeups
 
 
 def test_rerun_with_changed_settings_stops_instead_of_reusing_the_old_run(smoke_pipeline, sample_root, monkeypatch):
