@@ -89,7 +89,8 @@ def cmd_compare(args):
     missing = [str(r) for r in args.runs if not is_complete(r)]
     if missing:
         raise SeglibError(f"{missing[0]}: not a finished run folder (needs config.yaml, final.pt, metrics.json)")
-    table, gap = compare_by(summary(args.runs), args.by, args.metric)
+    rows = summary(args.runs)
+    table, gap = compare_by(rows, args.by, args.metric)
     print(table.to_string())
     if gap:
         verdict = "exceeds" if gap["exceeds_noise"] else "is within"
@@ -100,7 +101,8 @@ def cmd_compare(args):
         table.to_csv(args.csv)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"by": args.by, "metric": args.metric, "runs": [str(r) for r in args.runs],
+        per_run = rows[[args.by, "seed", args.metric, "train_seconds"]].assign(run=[str(r) for r in args.runs])
+        args.json.write_text(json.dumps({"by": args.by, "metric": args.metric, "runs": per_run.to_dict("records"),
                                          "groups": table.reset_index().to_dict("records"), "gap": gap}, indent=2, default=str))
 
 

@@ -89,7 +89,7 @@ def prune_figures(figures: Path, pattern: str, keep: set) -> None:
     """Remove figures matching pattern except those named in keep, so figures/ shows this study only."""
     for path in sorted(figures.glob(pattern)):
         if path.name not in keep:
-            print(f"[pipeline] removed {path.name} (not part of this study)", flush=True)
+            print(f"[pipeline] removed old figure {path.name}", flush=True)
             path.unlink()
 
 
