@@ -93,9 +93,12 @@ def cmd_compare(args):
     table, gap = compare_by(rows, args.by, args.metric)
     print(table.to_string())
     if gap:
-        verdict = "exceeds" if gap["exceeds_noise"] else "is within"
-        print(f"{args.metric} {gap['b']} - {gap['a']}: {gap['difference']:+.2f}; seed-to-seed std "
-              f"{gap['std_a']:.2f} / {gap['std_b']:.2f}: the gap {verdict} seed-to-seed variation (2 std)")
+        line = f"{args.metric} {gap['b']} - {gap['a']}: {gap['difference']:+.2f}; seed-to-seed std {gap['std_a']:.2f} / {gap['std_b']:.2f}"
+        if gap["noise"] != gap["noise"]:  # NaN: one seed per group
+            print(f"{line}: one seed per group, so no seed-to-seed variation to judge the gap by")
+        else:
+            verdict = "exceeds" if gap["exceeds_noise"] else "is within"
+            print(f"{line}: the gap {verdict} seed-to-seed variation (2 x {gap['noise']:.2f})")
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.csv)

@@ -170,13 +170,15 @@ def latex_fitting_the_page(frame: pd.DataFrame) -> str:
 
 def gap_vs_noise(values_a, values_b) -> dict:
     """Two groups of per-seed values: difference of means (b - a) and each group's seed-to-seed standard
-    deviation. The gap counts as real only beyond twice the larger deviation, so one seed proves nothing."""
+    deviation. The gap counts as real only beyond twice the larger deviation (the only one, where a group
+    has a single seed); with one seed in each group there is no noise estimate and no claim."""
     a, b = np.asarray(values_a, dtype=float), np.asarray(values_b, dtype=float)
     mean_a, mean_b = (float(v.mean()) if v.size else float("nan") for v in (a, b))
     std_a, std_b = (float(v.std(ddof=1)) if v.size > 1 else float("nan") for v in (a, b))
-    noise = max(std_a, std_b) if np.isfinite([std_a, std_b]).all() else float("nan")
+    finite = [s for s in (std_a, std_b) if np.isfinite(s)]
+    noise = max(finite) if finite else float("nan")
     diff = mean_b - mean_a
-    return {"mean_a": mean_a, "mean_b": mean_b, "std_a": std_a, "std_b": std_b, "difference": diff,
+    return {"mean_a": mean_a, "mean_b": mean_b, "std_a": std_a, "std_b": std_b, "noise": noise, "difference": diff,
             "seeds_a": int(a.size), "seeds_b": int(b.size), "exceeds_noise": bool(np.isfinite(noise) and abs(diff) > 2 * noise)}
 
 

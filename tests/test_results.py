@@ -19,7 +19,9 @@ def test_gap_vs_noise_by_hand():
     assert g["difference"] == pytest.approx(0.5) and g["std_a"] == pytest.approx(1.0)
     assert not g["exceeds_noise"]
     assert gap_vs_noise([38.0, 38.2, 38.4], [36.0, 36.2, 36.4])["exceeds_noise"]  # gap 2.0 > 2 * 0.2
-    assert not gap_vs_noise([38.0], [30.0])["exceeds_noise"]  # one seed: no noise estimate, no claim
+    assert not gap_vs_noise([38.0], [30.0])["exceeds_noise"]  # one seed each: no noise estimate, no claim
+    one_seed = gap_vs_noise([38.0, 38.2, 38.4], [39.0])  # judged by the group that has a variance
+    assert one_seed["noise"] == pytest.approx(0.2) and one_seed["exceeds_noise"]
 
 
 def test_compare_by_precision_groups_seeds():
