@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def cmd_compare(args):
     print(table.to_string())
     if gap:
         line = f"{args.metric} {gap['b']} - {gap['a']}: {gap['difference']:+.2f}; seed-to-seed std {gap['std_a']:.2f} / {gap['std_b']:.2f}"
-        if gap["noise"] != gap["noise"]:  # NaN: one seed per group
+        if math.isnan(gap["noise"]):  # one seed per group
             print(f"{line}: one seed per group, so no seed-to-seed variation to judge the gap by")
         else:
             verdict = "exceeds" if gap["exceeds_noise"] else "is within"

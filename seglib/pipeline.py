@@ -54,11 +54,12 @@ def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), for
     figures, results = out / "figures", out / "results"
     common = {"data": str(data), "profile": profile, "device": device}
     wanted = lambda name: not only or name in only
+    study = experiment_runs(list(seeds))  # (experiment, seed) pairs: what is trained, kept and rendered
     done = []
     if wanted(EXPLORATION):
         done.append(execute(EXPLORATION, executed / f"{EXPLORATION}.ipynb", {"data": str(data), "figures_dir": str(figures)}))
     if wanted(EXPERIMENT):
-        for experiment, seed in experiment_runs(list(seeds)):
+        for experiment, seed in study:
             tag = f"{experiment}-seed{seed}"
             run_dir, copy = runs_root / tag, executed / f"{EXPERIMENT}-{tag}.ipynb"
             error = None if force else stale_run_error(run_dir, configs.load(experiment, profile, {"seed": seed, "device": device}))
@@ -70,7 +71,7 @@ def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), for
                 execute(EXPERIMENT, copy, {**common, "experiment": experiment, "seed": seed, "run_dir": str(run_dir),
                                            "figures_dir": str(figures), "force": force})
             done.append(copy)
-        prune_figures(figures, PREDICTIONS_PATTERN, {predictions_figure_name(e, s) for e, s in experiment_runs(list(seeds))})
+        prune_figures(figures, PREDICTIONS_PATTERN, {predictions_figure_name(e, s) for e, s in study})
     for name in (BORDERS, RESULTS):
         if wanted(name):
             if name == BORDERS:  # its close-ups are named by image; those of an earlier run may differ
@@ -79,7 +80,7 @@ def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), for
                                                                  "figures_dir": str(figures), "results_dir": str(results),
                                                                  "device": device}))
     # the notebooks of this study only: copies left from other seeds or older runs stay out of the report
-    names = [EXPLORATION] + [f"{EXPERIMENT}-{e}-seed{s}" for e, s in experiment_runs(list(seeds))] + [BORDERS, RESULTS]
+    names = [EXPLORATION] + [f"{EXPERIMENT}-{e}-seed{s}" for e, s in study] + [BORDERS, RESULTS]
     written = render_report([executed / f"{n}.ipynb" for n in names if (executed / f"{n}.ipynb").is_file()],
                             out / "report", profile, formats)
     return {"executed": done, "report": written}
