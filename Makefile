@@ -9,6 +9,7 @@ DATA ?= data/sample
 SEEDS ?= 0 1
 OUT ?= output/$(PROFILE)
 FORCE ?=
+EXTRA ?=
 DEVICE ?= auto
 
 .PHONY: setup report test pdf-deps lab clean
@@ -32,7 +33,7 @@ pdf-deps:
 	else echo "xelatex/pandoc missing and no root: the report will be HTML only (see README)"; fi
 
 report: setup pdf-deps
-	$(PY) -m seglib pipeline --profile $(PROFILE) --data $(DATA) --out $(OUT) --seeds $(SEEDS) --device $(DEVICE) $(if $(FORCE),--force,)
+	$(PY) -m seglib pipeline --profile $(PROFILE) --data $(DATA) --out $(OUT) --seeds $(SEEDS) --device $(DEVICE) $(if $(FORCE),--force,) $(if $(EXTRA),--extra $(EXTRA),)
 
 test: setup pdf-deps
 	$(PY) -m pytest -q

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -85,7 +84,7 @@ def cmd_bench(args):
 
 def cmd_compare(args):
     from .config import is_complete
-    from .results import compare_by, summary
+    from .results import compare_by, gap_verdict, summary
 
     missing = [str(r) for r in args.runs if not is_complete(r)]
     if missing:
@@ -95,11 +94,7 @@ def cmd_compare(args):
     print(table.to_string())
     if gap:
         line = f"{args.metric} {gap['b']} - {gap['a']}: {gap['difference']:+.2f}; seed-to-seed std {gap['std_a']:.2f} / {gap['std_b']:.2f}"
-        if math.isnan(gap["noise"]):  # one seed per group
-            print(f"{line}: one seed per group, so no seed-to-seed variation to judge the gap by")
-        else:
-            verdict = "exceeds" if gap["exceeds_noise"] else "is within"
-            print(f"{line}: the gap {verdict} seed-to-seed variation (2 x {gap['noise']:.2f})")
+        print(f"{line}: the gap {gap_verdict(gap)}")
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.csv)
@@ -114,7 +109,7 @@ def cmd_pipeline(args):
     from .pipeline import run_pipeline
 
     run_pipeline(profile=args.profile, data=args.data, out=args.out, seeds=args.seeds, force=args.force,
-                 only=args.only, formats=args.formats, device=args.device)
+                 only=args.only, formats=args.formats, device=args.device, extra=args.extra)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train one experiment into a run folder")
     p.add_argument("--experiment", required=True)
-    p.add_argument("--profile", default="paper", help="paper | cpu | smoke (default paper)")
+    p.add_argument("--profile", default="paper", help="paper | cpu | cpu512 | smoke (default paper)")
     _data_arg(p)
     p.add_argument("--out", type=Path, help="run folder (default runs/EXPERIMENT-PROFILE-seedN)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
@@ -180,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="*", help="notebooks to run (default all)")
     p.add_argument("--formats", nargs="+", default=["html", "pdf"])
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--extra", nargs="*", default=[], metavar="EXPERIMENT@PROFILE",
+                   help="runs beside the study, with rows of their own, e.g. deeplabv3plus_pretrained@cpu512")
     p.set_defaults(func=cmd_pipeline)
     return parser
 

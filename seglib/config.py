@@ -10,7 +10,7 @@ from .errors import SeglibError
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
 EXPERIMENTS = ("fcn_unet_scratch", "deeplabv3plus_scratch", "deeplabv3plus_pretrained", "deeplabv3plus_pretrained_lovasz")
-PROFILES = ("paper", "cpu", "smoke")
+PROFILES = ("paper", "cpu", "cpu512", "smoke")
 NOT_EXPERIMENTS = ("defaults", "profiles", "course_report")  # the other YAML files in experiments/
 
 

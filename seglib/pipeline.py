@@ -38,49 +38,68 @@ def execute(name: str, output: Path, parameters: dict) -> Path:
     return output
 
 
-def experiment_runs(seeds) -> list[tuple[str, int]]:
-    return [(e, s) for e in configs.EXPERIMENTS for s in (seeds if e in MULTI_SEED else seeds[:1])]
+def experiment_runs(seeds, profile: str, extra=()) -> list[tuple[str, str, int, str]]:
+    """(experiment, profile, seed, run folder name) of every run in the study: the four experiments
+    (several seeds for CE and Lovasz), then each extra (experiment, profile) once, with the first seed."""
+    study = [(e, profile, s, f"{e}-seed{s}") for e in configs.EXPERIMENTS for s in (seeds if e in MULTI_SEED else seeds[:1])]
+    return study + [(e, p, seeds[0], f"{e}-{p}-seed{seeds[0]}") for e, p in extra]
+
+
+def parse_extra(items, profile: str) -> list[tuple[str, str]]:
+    """['deeplabv3plus_pretrained@cpu512'] -> [('deeplabv3plus_pretrained', 'cpu512')]: runs beside the study."""
+    out = []
+    for item in items or []:
+        experiment, sep, extra_profile = item.partition("@")
+        if not sep or experiment not in configs.EXPERIMENTS or extra_profile not in configs.PROFILES:
+            raise SeglibError(f"--extra {item!r}: expected EXPERIMENT@PROFILE with an experiment of "
+                              f"{', '.join(configs.EXPERIMENTS)} and a profile of {', '.join(configs.PROFILES)}")
+        if extra_profile == profile:
+            raise SeglibError(f"--extra {item!r}: the study already runs {experiment} under {profile}; name another profile")
+        out.append((experiment, extra_profile))
+    return out
 
 
 def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), force=False, only=None,
-                 formats=("html", "pdf"), device="auto") -> dict:
+                 formats=("html", "pdf"), device="auto", extra=()) -> dict:
+    """extra: EXPERIMENT@PROFILE runs beside the study (say a longer one), in the results tables and
+    Figure 5 as rows of their own; the border analysis stays within the study's profile."""
     data = Path(data or default_root()).resolve()
     out = Path(out).resolve()
     if profile not in configs.PROFILES:
         raise SeglibError(f"unknown profile {profile!r}; choose one of: {', '.join(configs.PROFILES)}")
+    extra = parse_extra(extra, profile)
     if not data.is_dir():
         raise SeglibError(f"{data}: data folder does not exist; pass DATA=... or --data")
     runs_root, executed = out / "runs", out / "executed"
     figures, results = out / "figures", out / "results"
     common = {"data": str(data), "profile": profile, "device": device}
     wanted = lambda name: not only or name in only
-    study = experiment_runs(list(seeds))  # (experiment, seed) pairs: what is trained, kept and rendered
+    study = experiment_runs(list(seeds), profile, extra)  # what is trained, kept and rendered
     done = []
     if wanted(EXPLORATION):
         done.append(execute(EXPLORATION, executed / f"{EXPLORATION}.ipynb", {"data": str(data), "figures_dir": str(figures)}))
     if wanted(EXPERIMENT):
-        for experiment, seed in study:
-            tag = f"{experiment}-seed{seed}"
+        for experiment, run_profile, seed, tag in study:
             run_dir, copy = runs_root / tag, executed / f"{EXPERIMENT}-{tag}.ipynb"
-            error = None if force else stale_run_error(run_dir, configs.load(experiment, profile, {"seed": seed, "device": device}))
+            error = None if force else stale_run_error(run_dir, configs.load(experiment, run_profile, {"seed": seed, "device": device}))
             if error:
                 raise error
             if configs.is_complete(run_dir) and _newer(copy, run_dir / "metrics.json") and not force:
                 print(f"[pipeline] {tag}: complete, skipped (--force to rerun)", flush=True)
             else:  # the notebook trains through train.ensure_trained, which also does the retraining on force
-                execute(EXPERIMENT, copy, {**common, "experiment": experiment, "seed": seed, "run_dir": str(run_dir),
-                                           "figures_dir": str(figures), "force": force})
+                execute(EXPERIMENT, copy, {**common, "profile": run_profile, "experiment": experiment, "seed": seed,
+                                           "run_dir": str(run_dir), "figures_dir": str(figures), "force": force})
             done.append(copy)
-        prune_figures(figures, PREDICTIONS_PATTERN, {predictions_figure_name(e, s) for e, s in study})
+        prune_figures(figures, PREDICTIONS_PATTERN, {predictions_figure_name(tag) for *_, tag in study})
     for name in (BORDERS, RESULTS):
         if wanted(name):
             if name == BORDERS:  # its close-ups are named by image; those of an earlier run may differ
                 prune_figures(figures, CLOSEUP_PATTERN, set())
             done.append(execute(name, executed / f"{name}.ipynb", {"data": str(data), "runs_root": str(runs_root),
                                                                  "figures_dir": str(figures), "results_dir": str(results),
-                                                                 "device": device}))
+                                                                 "device": device, "profile": profile}))
     # the notebooks of this study only: copies left from other seeds or older runs stay out of the report
-    names = [EXPLORATION] + [f"{EXPERIMENT}-{e}-seed{s}" for e, s in study] + [BORDERS, RESULTS]
+    names = [EXPLORATION] + [f"{EXPERIMENT}-{tag}" for *_, tag in study] + [BORDERS, RESULTS]
     written = render_report([executed / f"{n}.ipynb" for n in names if (executed / f"{n}.ipynb").is_file()],
                             out / "report", profile, formats)
     return {"executed": done, "report": written}

@@ -18,11 +18,12 @@ CLASS_COLORS = {
 }
 EXTRA_COLORS = [(70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]
 # figure files written per run and per border close-up; the pipeline prunes those no longer in the study
-PREDICTIONS_PATTERN, CLOSEUP_PATTERN = "predictions_*_seed*.png", "borders_closeup_*.png"
+PREDICTIONS_PATTERN, CLOSEUP_PATTERN = "predictions_*.png", "borders_closeup_*.png"
 
 
-def predictions_figure_name(experiment: str, seed: int) -> str:
-    return f"predictions_{experiment}_seed{seed}.png"
+def predictions_figure_name(run_name: str) -> str:
+    """Named by the run folder, so two runs of one experiment and seed (two profiles) keep their own."""
+    return f"predictions_{run_name}.png"
 
 
 def closeup_figure_name(image_id: str) -> str:

@@ -28,14 +28,38 @@ def course_report() -> dict:
     return yaml.safe_load((configs.EXPERIMENTS_DIR / "course_report.yaml").read_text())
 
 
-def find_runs(runs_root) -> list[Path]:
-    """Complete run folders under runs_root, in the report's experiment order, then by seed."""
+def find_runs(runs_root, profile: str | None = None) -> list[Path]:
+    """Complete run folders under runs_root (of one profile, if given), in the report's experiment
+    order, then by seed."""
     order = {name: i for i, name in enumerate(configs.EXPERIMENTS)}
     keyed = []
     for run in (p for p in Path(runs_root).glob("*") if is_complete(p)):
         config = configs.read_run_config(run)  # read once per run, not once per sort-key part
-        keyed.append(((order.get(config["experiment"], len(order)), config["seed"], run.name), run))
+        if profile is None or config["profile"] == profile:
+            keyed.append(((order.get(config["experiment"], len(order)), config["seed"], run.name), run))
     return [run for _, run in sorted(keyed)]
+
+
+def main_profile(summary_df: pd.DataFrame, profile: str | None = None) -> str | None:
+    """The study's profile: the one given, else the one most runs used. Runs of other profiles
+    (say one longer cpu512 run beside a cpu study) get their own rows, labelled with their profile."""
+    if profile is not None or summary_df.empty:
+        return profile
+    return summary_df.profile.value_counts().index[0]
+
+
+def title(experiment: str, profile: str, main: str | None) -> str:
+    return TITLES[experiment] if profile == main or main is None else f"{TITLES[experiment]} [{profile}]"
+
+
+def groups(summary_df: pd.DataFrame, main: str | None = None) -> list[tuple[str, str, pd.DataFrame]]:
+    """(experiment, profile, its runs) in the report's order; per experiment the main profile first."""
+    out = []
+    for experiment in configs.EXPERIMENTS:
+        runs = summary_df[summary_df.experiment == experiment]
+        for profile in sorted(runs.profile.unique(), key=lambda p: (p != main, p)):
+            out.append((experiment, profile, runs[runs.profile == profile]))
+    return out
 
 
 def read_metrics(run_dir) -> dict:
@@ -73,37 +97,34 @@ def summary(runs) -> pd.DataFrame:
     return pd.DataFrame([summary_row(r) for r in runs])
 
 
-def combined_table(summary_df: pd.DataFrame) -> pd.DataFrame:
-    """mIoU / mAcc / aAcc per experiment (ours: mean ± std over seeds) beside the course report's own."""
-    theirs = course_report()
+def combined_table(summary_df: pd.DataFrame, main: str | None = None) -> pd.DataFrame:
+    """mIoU / mAcc / aAcc per experiment and profile (ours: mean ± std over seeds) beside the course
+    report's own."""
+    theirs, main = course_report(), main_profile(summary_df, main)
     rows = []
-    for experiment in configs.EXPERIMENTS:
-        runs = summary_df[summary_df.experiment == experiment]
-        if runs.empty:
-            continue
+    for experiment, profile, runs in groups(summary_df, main):
         fmt = lambda s: f"{s.mean():.2f}" if len(s) == 1 else f"{s.mean():.2f} ± {s.std():.2f}"
         rows.append({
-            "experiment": TITLES[experiment], "encoder": runs.encoder.iloc[0], "seeds": len(runs),
+            "experiment": title(experiment, profile, main), "encoder": runs.encoder.iloc[0],
+            "crop": runs.crop.iloc[0], "iterations": runs.iterations.iloc[0], "seeds": len(runs),
             "mIoU": fmt(runs.mIoU), "mAcc": fmt(runs.mAcc), "aAcc": fmt(runs.aAcc),
             "course report mIoU": theirs[experiment]["mIoU"], "course report mAcc": theirs[experiment]["mAcc"],
         })
     return pd.DataFrame(rows).set_index("experiment")
 
 
-def per_class_iou(summary_df: pd.DataFrame, stat: str = "mean") -> pd.DataFrame:
-    """Rows classes (report order), columns experiments: per-class IoU averaged over seeds."""
+def per_class_iou(summary_df: pd.DataFrame, stat: str = "mean", main: str | None = None) -> pd.DataFrame:
+    """Rows classes (report order), columns experiments (and other profiles): per-class IoU over seeds."""
     cols = [c for c in summary_df.columns if c.startswith("IoU ")]
-    grouped = summary_df.groupby("experiment")[cols].agg(stat)
-    grouped = grouped.loc[[e for e in configs.EXPERIMENTS if e in grouped.index]]
-    table = grouped.T
+    main = main_profile(summary_df, main)
+    table = pd.DataFrame({title(e, p, main): runs[cols].agg(stat) for e, p, runs in groups(summary_df, main)})
     table.index = [c[4:] for c in table.index]
-    table.columns = [TITLES[c] for c in table.columns]
     return table
 
 
-def pretraining_gain(summary_df: pd.DataFrame) -> pd.DataFrame | None:
-    """Per-class IoU of DeepLabv3+ scratch vs pretrained (CE) and the gain, as the report discussed."""
-    table = per_class_iou(summary_df)
+def pretraining_gain(summary_df: pd.DataFrame, main: str | None = None) -> pd.DataFrame | None:
+    """Per-class IoU of DeepLabv3+ scratch vs pretrained (CE, main profile) and the gain, as the report discussed."""
+    table = per_class_iou(summary_df, main=main)
     a, b = TITLES["deeplabv3plus_scratch"], TITLES["deeplabv3plus_pretrained"]
     if a not in table or b not in table:
         return None
@@ -182,6 +203,14 @@ def gap_vs_noise(values_a, values_b) -> dict:
             "seeds_a": int(a.size), "seeds_b": int(b.size), "exceeds_noise": bool(np.isfinite(noise) and abs(diff) > 2 * noise)}
 
 
+def gap_verdict(gap: dict, digits: int = 2) -> str:
+    """gap_vs_noise in words, worded alike by the compare command and the notebooks."""
+    if not np.isfinite(gap["noise"]):
+        return "cannot be judged: one seed per group, so no seed-to-seed variation to judge it by"
+    word = "exceeds" if gap["exceeds_noise"] else "is within"
+    return f"{word} seed-to-seed variation (2 x {gap['noise']:.{digits}f})"
+
+
 def difference_vs_noise(results: list[dict], measure: str, a: str, b: str) -> dict:
     """Mean over classes of measure for runs of experiments a and b, compared with gap_vs_noise."""
     vals = {e: [np.nanmean(list(r[measure].values())) for r in results if r["experiment"] == e] for e in (a, b)}
@@ -214,9 +243,10 @@ def compare_by(summary_df: pd.DataFrame, column: str, metric: str = "mIoU") -> t
     return table, ({"a": table.index[0], "b": table.index[1], **gap_vs_noise(*values)} if len(values) == 2 else None)
 
 
-def experiment_table(summary_df: pd.DataFrame, experiment: str) -> pd.DataFrame:
-    """The report's per-class table for one experiment (mean over its seeds) beside the course report's."""
-    runs = summary_df[summary_df.experiment == experiment]
+def experiment_table(summary_df: pd.DataFrame, experiment: str, profile: str | None = None) -> pd.DataFrame:
+    """The report's per-class table for one experiment (of one profile, if given; mean over its seeds)
+    beside the course report's."""
+    runs = summary_df[(summary_df.experiment == experiment) & ((profile is None) | (summary_df.profile == profile))]
     theirs = course_report()[experiment]
     rows = [("mean", runs.mIoU.mean(), runs.mAcc.mean(), theirs["mIoU"], theirs["mAcc"])]
     for name in REPORT_ORDER:
@@ -242,4 +272,17 @@ def first_seed_runs(runs) -> dict[str, Path]:
     chosen = {}
     for run in runs:
         chosen.setdefault(configs.read_run_config(run)["experiment"], run)
+    return chosen
+
+
+def first_seed_runs_by_title(runs, main: str | None = None) -> dict[str, Path]:
+    """{title: run folder of its lowest seed} per experiment and profile: the main profile's first,
+    then those of other profiles, labelled with the profile (Figure 5's columns)."""
+    by_profile: dict[str, list] = {}
+    for run in runs:
+        by_profile.setdefault(configs.read_run_config(run)["profile"], []).append(run)
+    main = main or max(by_profile, key=lambda p: len(by_profile[p]), default=None)
+    chosen = {}
+    for profile in sorted(by_profile, key=lambda p: (p != main, p)):
+        chosen.update({title(e, profile, main): r for e, r in first_seed_runs(by_profile[profile]).items()})
     return chosen

@@ -82,8 +82,8 @@ def test_report_leaves_out_executed_copies_of_other_seeds(smoke_pipeline, sample
 def test_figures_of_runs_outside_the_study_are_removed(smoke_pipeline, sample_root):
     out, _, _ = smoke_pipeline
     figures = out / "figures"
-    kept = figures / "predictions_deeplabv3plus_pretrained_seed1.png"
-    strays = [figures / "predictions_deeplabv3plus_pretrained_seed7.png", figures / "borders_closeup_no_such_image.png"]
+    kept = figures / "predictions_deeplabv3plus_pretrained-seed1.png"
+    strays = [figures / "predictions_deeplabv3plus_pretrained-seed7.png", figures / "borders_closeup_no_such_image.png"]
     for stray in strays:
         stray.write_bytes(kept.read_bytes())
     closeups = {p.name for p in figures.glob("borders_closeup_*.png")} - {strays[1].name}
@@ -92,6 +92,37 @@ def test_figures_of_runs_outside_the_study_are_removed(smoke_pipeline, sample_ro
                  formats=("html",))
     assert kept.is_file() and not any(s.exists() for s in strays)
     assert {p.name for p in figures.glob("borders_closeup_*.png")} == closeups
+
+
+def test_run_of_another_profile_gets_rows_of_its_own_and_stays_out_of_the_border_analysis(smoke_pipeline, sample_root):
+    out, _, _ = smoke_pipeline
+    extra = out / "runs" / "deeplabv3plus_pretrained-cpu512-seed0"
+    shutil.copytree(out / "runs" / "deeplabv3plus_pretrained-seed0", extra)
+    configs.save({**configs.read_run_config(extra), "profile": "cpu512", "crop_size": 96}, extra / "config.yaml")
+    try:
+        run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["03_lovasz_borders", "04_results"],
+                     formats=("html",))
+        html = (out / "report" / "report.html").read_text()
+        assert "Table 3: DeepLabv3+ pretrained [cpu512]" in html and "Table 3: DeepLabv3+ pretrained</strong>" in html
+        summary = (out / "results" / "summary.csv").read_text().splitlines()
+        assert len(summary) == 8 and sum(",cpu512," in line for line in summary) == 1
+        borders = (out / "results" / "borders.csv").read_text().splitlines()
+        assert {line.split(",")[1] for line in borders[1:]} == {"0", "1"}  # CE and Lovasz seeds of the study only
+        assert len(borders) == 1 + 4 * 3 * 7  # 4 runs x 3 measures x 7 classes: the cpu512 copy left out
+    finally:
+        shutil.rmtree(extra)
+
+
+def test_extra_runs_are_checked_and_named_by_profile():
+    from seglib.pipeline import experiment_runs, parse_extra
+
+    extra = parse_extra(["deeplabv3plus_pretrained@cpu512"], "cpu")
+    assert experiment_runs([0, 1], "cpu", extra)[-1] == ("deeplabv3plus_pretrained", "cpu512", 0,
+                                                         "deeplabv3plus_pretrained-cpu512-seed0")
+    for bad, message in (("deeplabv3plus_pretrained", "EXPERIMENT@PROFILE"), ("nope@cpu512", "EXPERIMENT@PROFILE"),
+                         ("deeplabv3plus_pretrained@huge", "EXPERIMENT@PROFILE"), ("fcn_unet_scratch@cpu", "already runs")):
+        with pytest.raises(SeglibError, match=message):
+            parse_extra([bad], "cpu")
 
 
 def test_rerun_with_changed_settings_stops_instead_of_reusing_the_old_run(smoke_pipeline, sample_root, monkeypatch):
