@@ -275,13 +275,12 @@ def first_seed_runs(runs) -> dict[str, Path]:
     return chosen
 
 
-def first_seed_runs_by_title(runs, main: str | None = None) -> dict[str, Path]:
-    """{title: run folder of its lowest seed} per experiment and profile: the main profile's first,
-    then those of other profiles, labelled with the profile (Figure 5's columns)."""
+def first_seed_runs_by_title(runs, main: str) -> dict[str, Path]:
+    """{title: run folder of its lowest seed} per experiment and profile: the main profile's (main_profile)
+    first, then those of other profiles, labelled with the profile (Figure 5's columns)."""
     by_profile: dict[str, list] = {}
     for run in runs:
         by_profile.setdefault(configs.read_run_config(run)["profile"], []).append(run)
-    main = main or max(by_profile, key=lambda p: len(by_profile[p]), default=None)
     chosen = {}
     for profile in sorted(by_profile, key=lambda p: (p != main, p)):
         chosen.update({title(e, profile, main): r for e, r in first_seed_runs(by_profile[profile]).items()})
