@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from seglib.errors import SeglibError
-from seglib.results import compare_by, gap_vs_noise
+from seglib.results import combined_table, compare_by, gap_verdict, gap_vs_noise, groups, main_profile, per_class_iou
 
 from conftest import run_cli
 
@@ -22,6 +22,26 @@ def test_gap_vs_noise_by_hand():
     assert not gap_vs_noise([38.0], [30.0])["exceeds_noise"]  # one seed each: no noise estimate, no claim
     one_seed = gap_vs_noise([38.0, 38.2, 38.4], [39.0])  # judged by the group that has a variance
     assert one_seed["noise"] == pytest.approx(0.2) and one_seed["exceeds_noise"]
+
+
+def test_gap_verdict_words_every_case():
+    assert gap_verdict(gap_vs_noise([38.0, 38.2, 38.4], [36.0, 36.2, 36.4])) == "exceeds seed-to-seed variation (2 x 0.20)"
+    assert gap_verdict(gap_vs_noise([38.0, 39.0, 40.0], [38.5])).startswith("is within")
+    assert gap_verdict(gap_vs_noise([38.0], [30.0])).startswith("cannot be judged")
+
+
+def test_runs_of_another_profile_get_rows_of_their_own():
+    rows = [{"experiment": "deeplabv3plus_pretrained", "profile": "cpu", "seed": s, "mIoU": m, "mAcc": 50.0, "aAcc": 90.0,
+             "IoU head": m} for s, m in enumerate((38.0, 39.0, 40.0))]
+    rows.append({**rows[0], "profile": "cpu512", "crop": 512, "iterations": 2000, "mIoU": 48.0, "IoU head": 60.0})
+    df = _runs(rows)
+    assert main_profile(df) == "cpu" and main_profile(df, "cpu512") == "cpu512"
+    assert [(e, p, len(g)) for e, p, g in groups(df, "cpu")] == [("deeplabv3plus_pretrained", "cpu", 3),
+                                                                  ("deeplabv3plus_pretrained", "cpu512", 1)]
+    table = combined_table(df)
+    assert list(table.index) == ["DeepLabv3+ pretrained", "DeepLabv3+ pretrained [cpu512]"]
+    assert table.mIoU.tolist() == ["39.00 ± 1.00", "48.00"] and table.crop.tolist() == [256, 512]
+    assert per_class_iou(df).loc["head"].tolist() == [39.0, 60.0]  # the cpu512 run is not averaged into the cpu seeds
 
 
 def test_compare_by_precision_groups_seeds():
