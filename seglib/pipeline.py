@@ -84,9 +84,11 @@ def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), for
             error = None if force else stale_run_error(run_dir, configs.load(experiment, run_profile, {"seed": seed, "device": device}))
             if error:
                 raise error
-            if configs.is_complete(run_dir) and _newer(copy, run_dir / "metrics.json") and not force:
+            figure = figures / predictions_figure_name(tag)
+            if configs.is_complete(run_dir) and _newer(copy, run_dir / "metrics.json") and figure.is_file() and not force:
                 print(f"[pipeline] {tag}: complete, skipped (--force to rerun)", flush=True)
-            else:  # the notebook trains through train.ensure_trained, which also does the retraining on force
+            else:  # the notebook trains through train.ensure_trained (which skips a complete run unless forced)
+                # and draws the run's prediction figure, so a missing figure is drawn again without retraining
                 execute(EXPERIMENT, copy, {**common, "profile": run_profile, "experiment": experiment, "seed": seed,
                                            "run_dir": str(run_dir), "figures_dir": str(figures), "force": force})
             done.append(copy)

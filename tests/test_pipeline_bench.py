@@ -70,6 +70,16 @@ def test_executed_copy_older_than_its_run_is_executed_again_without_retraining(s
     assert (run / "final.pt").stat().st_mtime == before
 
 
+def test_missing_prediction_figure_is_drawn_again_without_retraining(smoke_pipeline, sample_root, capsys):
+    out, _, _ = smoke_pipeline
+    run, figure = out / "runs" / "deeplabv3plus_scratch-seed0", out / "figures" / "predictions_deeplabv3plus_scratch-seed0.png"
+    before = (run / "final.pt").stat().st_mtime
+    figure.unlink()
+    run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",))
+    assert "deeplabv3plus_scratch-seed0: complete, skipped" not in capsys.readouterr().out
+    assert figure.is_file() and (run / "final.pt").stat().st_mtime == before
+
+
 def test_report_leaves_out_executed_copies_of_other_seeds(smoke_pipeline, sample_root):
     out, _, _ = smoke_pipeline
     stray = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("STRAY SEED 7 COPY")])
