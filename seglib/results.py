@@ -28,15 +28,13 @@ def course_report() -> dict:
     return yaml.safe_load((configs.EXPERIMENTS_DIR / "course_report.yaml").read_text())
 
 
-def find_runs(runs_root, profile: str | None = None) -> list[Path]:
-    """Complete run folders under runs_root (of one profile, if given), in the report's experiment
-    order, then by seed."""
+def find_runs(runs_root) -> list[Path]:
+    """Complete run folders under runs_root, in the report's experiment order, then by seed."""
     order = {name: i for i, name in enumerate(configs.EXPERIMENTS)}
     keyed = []
     for run in (p for p in Path(runs_root).glob("*") if is_complete(p)):
         config = configs.read_run_config(run)  # read once per run, not once per sort-key part
-        if profile is None or config["profile"] == profile:
-            keyed.append(((order.get(config["experiment"], len(order)), config["seed"], run.name), run))
+        keyed.append(((order.get(config["experiment"], len(order)), config["seed"], run.name), run))
     return [run for _, run in sorted(keyed)]
 
 
@@ -243,10 +241,9 @@ def compare_by(summary_df: pd.DataFrame, column: str, metric: str = "mIoU") -> t
     return table, ({"a": table.index[0], "b": table.index[1], **gap_vs_noise(*values)} if len(values) == 2 else None)
 
 
-def experiment_table(summary_df: pd.DataFrame, experiment: str, profile: str | None = None) -> pd.DataFrame:
-    """The report's per-class table for one experiment (of one profile, if given; mean over its seeds)
+def experiment_table(runs: pd.DataFrame, experiment: str) -> pd.DataFrame:
+    """The report's per-class table for one experiment's runs (one group of groups(); mean over its seeds)
     beside the course report's."""
-    runs = summary_df[(summary_df.experiment == experiment) & ((profile is None) | (summary_df.profile == profile))]
     theirs = course_report()[experiment]
     rows = [("mean", runs.mIoU.mean(), runs.mAcc.mean(), theirs["mIoU"], theirs["mAcc"])]
     for name in REPORT_ORDER:
@@ -275,13 +272,8 @@ def first_seed_runs(runs) -> dict[str, Path]:
     return chosen
 
 
-def first_seed_runs_by_title(runs, main: str) -> dict[str, Path]:
-    """{title: run folder of its lowest seed} per experiment and profile: the main profile's (main_profile)
-    first, then those of other profiles, labelled with the profile (Figure 5's columns)."""
-    by_profile: dict[str, list] = {}
-    for run in runs:
-        by_profile.setdefault(configs.read_run_config(run)["profile"], []).append(run)
-    chosen = {}
-    for profile in sorted(by_profile, key=lambda p: (p != main, p)):
-        chosen.update({title(e, profile, main): r for e, r in first_seed_runs(by_profile[profile]).items()})
-    return chosen
+def first_seed_runs_by_title(runs, summary_df: pd.DataFrame, main: str) -> dict[str, Path]:
+    """{title: run folder of its lowest seed} per group of groups(): the main profile's first, then those
+    of other profiles (Figure 5's columns). summary_df is summary(runs), row i describing runs[i]."""
+    ordered = sorted(groups(summary_df, main), key=lambda group: group[1] != main)  # stable: report order kept
+    return {title(e, p, main): runs[g.index[0]] for e, p, g in ordered}
