@@ -175,8 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="*", help="notebooks to run (default all)")
     p.add_argument("--formats", nargs="+", default=["html", "pdf"])
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--extra", nargs="*", default=[], metavar="EXPERIMENT@PROFILE",
-                   help="runs beside the study, with rows of their own, e.g. deeplabv3plus_pretrained@cpu512")
+    p.add_argument("--extra", nargs="*", default=[], metavar="EXPERIMENT@PROFILE[:SEEDS]",
+                   help="runs beside the study, with rows of their own, e.g. deeplabv3plus_pretrained@cpu512 "
+                        "(first seed) or deeplabv3plus_pretrained@cpu512:2 (first two seeds)")
     p.set_defaults(func=cmd_pipeline)
     return parser
 

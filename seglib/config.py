@@ -86,6 +86,9 @@ def validate(config: dict) -> None:
             raise SeglibError(f"{key}={config[key]!r} must be a positive integer")
     if config["batch_size"] < 2:
         raise SeglibError("batch_size=1: BatchNorm cannot train on a batch of one; use 2 or more")
+    for key in ("train_size", "eval_size"):
+        if config[key] is not None and not (isinstance(config[key], int) and config[key] >= 16):
+            raise SeglibError(f"{key}={config[key]!r} must be null or a short edge of at least 16 pixels")
     for key in ("lr", "momentum", "weight_decay", "power", "min_lr", "aux_weight"):
         if not isinstance(config[key], (int, float)) or config[key] < 0:
             raise SeglibError(f"{key}={config[key]!r} must be a non-negative number")
@@ -104,6 +107,9 @@ def validate(config: dict) -> None:
 # same run when only these differ (another machine, more workers). Not channels_last: on CPU in bf16
 # it changed the gradients (seglib.evaluate.training_memory_format).
 SPEED_ONLY_KEYS = ("device", "num_workers", "compile", "checkpoint_every", "log_every")
+# Settings that change how a finished run is scored, not its weights: when only these differ, the
+# run is evaluated again (seglib.train.rescore) instead of retrained.
+EVAL_KEYS = ("eval_size", "eval_flip", "eval_scales", "val_split", "max_eval_images")
 
 
 def changed_settings(run_dir, config: dict) -> dict[str, tuple]:

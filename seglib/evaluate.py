@@ -109,8 +109,13 @@ class Predictor:
         return self.probabilities(image).argmax(0).cpu().numpy().astype(np.uint8)
 
 
+def eval_size(config: dict) -> int:
+    """The short edge at evaluation: eval_size, else the training short edge (train_size, else crop_size)."""
+    return config["eval_size"] or config.get("train_size") or config["crop_size"]
+
+
 def predictor_from_config(model, config: dict, device, **overrides) -> Predictor:
-    opts = dict(eval_size=config["eval_size"] or config["crop_size"], scales=config["eval_scales"],
+    opts = dict(eval_size=eval_size(config), scales=config["eval_scales"],
                 flip=config["eval_flip"], precision=precision_for(config, torch.device(device)),
                 channels_last=config["channels_last"])
     opts.update(overrides)

@@ -134,3 +134,12 @@ def perimeter_counts(pred, target, num_classes: int, ignore_index: int = IGNORE_
     valid = target != ignore_index
     return np.array([[np.count_nonzero(_contour(pred == c) & valid), np.count_nonzero(_contour(target == c) & valid)]
                      for c in range(num_classes)], np.int64)
+
+
+def boundary_scores(result: dict, class_names: list[str]) -> dict:
+    """The border analysis's per-class measures from evaluate_dataset(boundary=True): boundary IoU and
+    boundary F-score in percent, perimeter ratio as a ratio (None where a class is absent)."""
+    def named(values, factor=1.0):
+        return {n: (None if np.isnan(v) else float(v) * factor) for n, v in zip(class_names, values)}
+    return {"boundary_iou": named(result["boundary_iou"], 100), "boundary_f": named(result["boundary_f"], 100),
+            "perimeter_ratio": named(result["perimeter_ratio"])}

@@ -21,6 +21,7 @@ from .train import stale_run_error
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 EXPLORATION, EXPERIMENT, BORDERS, RESULTS = ("01_data_exploration", "02_experiment", "03_lovasz_borders", "04_results")
 MULTI_SEED = ("deeplabv3plus_pretrained", "deeplabv3plus_pretrained_lovasz")  # Lovasz vs CE needs seeds
+HTML_TEMPLATE = Path(__file__).resolve().parent / "report.html.j2"  # lab's, with nothing fetched from the web
 PDF_PACKAGES = "texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc"
 
 
@@ -40,34 +41,39 @@ def execute(name: str, output: Path, parameters: dict) -> Path:
 
 def experiment_runs(seeds, profile: str, extra=()) -> list[tuple[str, str, int, str]]:
     """(experiment, profile, seed, run folder name) of every run in the study: the four experiments
-    (several seeds for CE and Lovasz), then each extra (experiment, profile) once, with the first seed."""
+    (several seeds for CE and Lovasz), then each extra (experiment, profile, n) with the first n seeds."""
     study = [(e, profile, s, f"{e}-seed{s}") for e in configs.EXPERIMENTS for s in (seeds if e in MULTI_SEED else seeds[:1])]
-    return study + [(e, p, seeds[0], f"{e}-{p}-seed{seeds[0]}") for e, p in extra]
+    return study + [(e, p, s, f"{e}-{p}-seed{s}") for e, p, n in extra for s in seeds[:n]]
 
 
-def parse_extra(items, profile: str) -> list[tuple[str, str]]:
-    """['deeplabv3plus_pretrained@cpu512'] -> [('deeplabv3plus_pretrained', 'cpu512')]: runs beside the study."""
+def parse_extra(items, profile: str, seeds=(0,)) -> list[tuple[str, str, int]]:
+    """['deeplabv3plus_pretrained@cpu512:2'] -> [('deeplabv3plus_pretrained', 'cpu512', 2)]: runs beside the
+    study, with the first N of the study's seeds (1 without ':N')."""
     out = []
     for item in items or []:
-        experiment, sep, extra_profile = item.partition("@")
+        experiment, sep, rest = item.partition("@")
+        extra_profile, colon, count = rest.partition(":")
         if not sep or experiment not in configs.EXPERIMENTS or extra_profile not in configs.PROFILES:
-            raise SeglibError(f"--extra {item!r}: expected EXPERIMENT@PROFILE with an experiment of "
+            raise SeglibError(f"--extra {item!r}: expected EXPERIMENT@PROFILE[:SEEDS] with an experiment of "
                               f"{', '.join(configs.EXPERIMENTS)} and a profile of {', '.join(configs.PROFILES)}")
+        if colon and not (count.isdigit() and 1 <= int(count) <= len(seeds)):
+            raise SeglibError(f"--extra {item!r}: ':{count}' must be a number of seeds from 1 to {len(seeds)} "
+                              f"(the study's seeds: {' '.join(map(str, seeds))})")
         if extra_profile == profile:
             raise SeglibError(f"--extra {item!r}: the study already runs {experiment} under {profile}; name another profile")
-        out.append((experiment, extra_profile))
+        out.append((experiment, extra_profile, int(count) if colon else 1))
     return out
 
 
 def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), force=False, only=None,
                  formats=("html", "pdf"), device="auto", extra=()) -> dict:
-    """extra: EXPERIMENT@PROFILE runs beside the study (say a longer one), in the results tables and
+    """extra: EXPERIMENT@PROFILE[:SEEDS] runs beside the study (say a longer one), in the results tables and
     Figure 5 as rows of their own; the border analysis stays within the study's profile."""
     data = Path(data or default_root()).resolve()
     out = Path(out).resolve()
     if profile not in configs.PROFILES:
         raise SeglibError(f"unknown profile {profile!r}; choose one of: {', '.join(configs.PROFILES)}")
-    extra = parse_extra(extra, profile)
+    extra = parse_extra(extra, profile, tuple(seeds))
     if not data.is_dir():
         raise SeglibError(f"{data}: data folder does not exist; pass DATA=... or --data")
     runs_root, executed = out / "runs", out / "executed"
@@ -81,14 +87,17 @@ def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), for
     if wanted(EXPERIMENT):
         for experiment, run_profile, seed, tag in study:
             run_dir, copy = runs_root / tag, executed / f"{EXPERIMENT}-{tag}.ipynb"
-            error = None if force else stale_run_error(run_dir, configs.load(experiment, run_profile, {"seed": seed, "device": device}))
+            config = configs.load(experiment, run_profile, {"seed": seed, "device": device})
+            error = None if force else stale_run_error(run_dir, config)
             if error:
                 raise error
             figure = figures / predictions_figure_name(tag)
-            if configs.is_complete(run_dir) and _newer(copy, run_dir / "metrics.json") and figure.is_file() and not force:
+            current = configs.is_complete(run_dir) and not configs.changed_settings(run_dir, config)
+            if current and _newer(copy, run_dir / "metrics.json") and figure.is_file() and not force:
                 print(f"[pipeline] {tag}: complete, skipped (--force to rerun)", flush=True)
-            else:  # the notebook trains through train.ensure_trained (which skips a complete run unless forced)
-                # and draws the run's prediction figure, so a missing figure is drawn again without retraining
+            else:  # the notebook trains through train.ensure_trained (which skips a complete run unless forced,
+                # and scores it again if only its evaluation settings changed) and draws the run's prediction
+                # figure, so a missing figure is drawn again without retraining
                 execute(EXPERIMENT, copy, {**common, "profile": run_profile, "experiment": experiment, "seed": seed,
                                            "run_dir": str(run_dir), "figures_dir": str(figures), "force": force})
             done.append(copy)
@@ -158,7 +167,8 @@ def render_report(paths, report_dir: Path, profile: str, formats=("html", "pdf")
     written = []
     if "html" in formats:
         body, _ = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
-                               embed_images=True).from_notebook_node(nb)
+                               embed_images=True, template_name="lab",
+                               template_file=str(HTML_TEMPLATE)).from_notebook_node(nb)
         (report_dir / "report.html").write_text(body, encoding="utf-8")
         written.append(report_dir / "report.html")
     if "pdf" in formats:

@@ -10,6 +10,7 @@ import pandas as pd
 import yaml
 
 from . import config as configs
+from . import metrics
 from .config import is_complete
 from .data import PascalPartDataset, REPORT_ORDER, report_order
 from .errors import SeglibError
@@ -29,12 +30,13 @@ def course_report() -> dict:
 
 
 def find_runs(runs_root) -> list[Path]:
-    """Complete run folders under runs_root, in the report's experiment order, then by seed."""
+    """Complete run folders under runs_root, in the report's experiment order, then by profile (so a
+    profile's seeds stay together), then by seed."""
     order = {name: i for i, name in enumerate(configs.EXPERIMENTS)}
     keyed = []
     for run in (p for p in Path(runs_root).glob("*") if is_complete(p)):
         config = configs.read_run_config(run)  # read once per run, not once per sort-key part
-        keyed.append(((order.get(config["experiment"], len(order)), config["seed"], run.name), run))
+        keyed.append(((order.get(config["experiment"], len(order)), config["profile"], config["seed"], run.name), run))
     return [run for _, run in sorted(keyed)]
 
 
@@ -78,7 +80,8 @@ def summary_row(run_dir) -> dict:
     row = {
         "experiment": config["experiment"], "profile": config["profile"], "encoder": ENCODERS.get(config["model"], config["model"]),
         "weights": config["weights"] or "scratch", "loss": config["loss"], "seed": config["seed"],
-        "iterations": config["iterations"], "crop": config["crop_size"], "device": score.get("device"),
+        "iterations": config["iterations"], "crop": config["crop_size"],
+        "train_size": config.get("train_size") or config["crop_size"], "device": score.get("device"),
         "precision": score.get("precision"), "eval_flip": config["eval_flip"],
         "eval_scales": " ".join(str(s) for s in config["eval_scales"]), "scale_range": "-".join(str(s) for s in config["scale_range"]),
         "train_seconds": score.get("train_seconds"), "val_images": score.get("images"),
@@ -104,7 +107,8 @@ def combined_table(summary_df: pd.DataFrame, main: str | None = None) -> pd.Data
         fmt = lambda s: f"{s.mean():.2f}" if len(s) == 1 else f"{s.mean():.2f} ± {s.std():.2f}"
         rows.append({
             "experiment": title(experiment, profile, main), "encoder": runs.encoder.iloc[0],
-            "crop": runs.crop.iloc[0], "iterations": runs.iterations.iloc[0], "seeds": len(runs),
+            "crop": runs.crop.iloc[0], "short edge": runs.train_size.iloc[0], "iterations": runs.iterations.iloc[0],
+            "seeds": len(runs),
             "mIoU": fmt(runs.mIoU), "mAcc": fmt(runs.mAcc), "aAcc": fmt(runs.aAcc),
             "course report mIoU": theirs[experiment]["mIoU"], "course report mAcc": theirs[experiment]["mAcc"],
         })
@@ -132,19 +136,20 @@ def pretraining_gain(summary_df: pd.DataFrame, main: str | None = None) -> pd.Da
 
 
 def boundary_scores(run_dir, data_root, split="val", max_images=None, device="auto") -> dict:
-    """Boundary IoU, boundary F-score and perimeter ratio per class for one run (percent / ratio)."""
-    model, config, _ = load_run(run_dir, device)
-    predictor = predictor_from_config(model, config, next(model.parameters()).device)
-    dataset = PascalPartDataset(data_root, split)
-    limit = max_images if max_images is not None else config["max_eval_images"]
-    res = evaluate_dataset(predictor, dataset, limit, boundary=True)
-    names = dataset.class_names
-    return {
-        "experiment": config["experiment"], "seed": config["seed"],
-        "boundary_iou": dict(zip(names, res["boundary_iou"] * 100)),
-        "boundary_f": dict(zip(names, res["boundary_f"] * 100)),
-        "perimeter_ratio": dict(zip(names, res["perimeter_ratio"])),
-    }
+    """Boundary IoU, boundary F-score and perimeter ratio per class for one run (percent / ratio):
+    those its evaluation stored in metrics.json when it scored this split with its own settings,
+    else measured now."""
+    config = configs.read_run_config(run_dir)
+    measures = read_metrics(run_dir).get("boundary")
+    if not (measures and split == config["val_split"] and max_images in (None, config["max_eval_images"])):
+        model, config, _ = load_run(run_dir, device)
+        predictor = predictor_from_config(model, config, next(model.parameters()).device)
+        dataset = PascalPartDataset(data_root, split)
+        limit = max_images if max_images is not None else config["max_eval_images"]
+        res = evaluate_dataset(predictor, dataset, limit, boundary=True)
+        measures = metrics.boundary_scores(res, dataset.class_names)
+    nan = lambda values: {k: float("nan") if v is None else v for k, v in values.items()}  # JSON has no NaN
+    return {"experiment": config["experiment"], "seed": config["seed"], **{m: nan(v) for m, v in measures.items()}}
 
 
 def boundary_table(results: list[dict], measure: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -216,7 +221,7 @@ def difference_vs_noise(results: list[dict], measure: str, a: str, b: str) -> di
 
 
 # summary columns that must agree between runs compared by one setting: the same schedule and test protocol
-SCHEDULE_COLUMNS = ("encoder", "weights", "loss", "precision", "iterations", "crop", "scale_range", "eval_flip",
+SCHEDULE_COLUMNS = ("encoder", "weights", "loss", "precision", "iterations", "crop", "train_size", "scale_range", "eval_flip",
                     "eval_scales", "val_images")
 
 
@@ -239,6 +244,13 @@ def compare_by(summary_df: pd.DataFrame, column: str, metric: str = "mIoU") -> t
     }).round(2)
     values = [g[metric].to_numpy() for _, g in groups]
     return table, ({"a": table.index[0], "b": table.index[1], **gap_vs_noise(*values)} if len(values) == 2 else None)
+
+
+def schedule_caption(runs: pd.DataFrame) -> str:
+    """'crop 256 of images resized to short edge 512, 2000 iterations' for one group's runs."""
+    crop, short, iterations = runs.crop.iloc[0], runs.train_size.iloc[0], runs.iterations.iloc[0]
+    resized = f" of images resized to short edge {short}" if short != crop else ""
+    return f"crop {crop}{resized}, {iterations} iterations"
 
 
 def experiment_table(runs: pd.DataFrame, experiment: str) -> pd.DataFrame:

@@ -28,7 +28,7 @@ from . import config as configs
 from . import metrics
 from .data import PascalPartDataset
 from .errors import SeglibError
-from .evaluate import (autocast, evaluate_dataset, precision_for, predictor_from_config, resolve_device,
+from .evaluate import (autocast, evaluate_dataset, load_run, precision_for, predictor_from_config, resolve_device,
                        training_memory_format)
 from .losses import build_loss
 from .models import build_model, normalization
@@ -158,7 +158,8 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
 
     dataset = PascalPartDataset(data_root, config["train_split"])
     mean, std = normalization(config["model"])
-    train_set = SeededAugment(dataset, TrainPreset(config["crop_size"], mean, std, tuple(config["scale_range"])))
+    train_set = SeededAugment(dataset, TrainPreset(config["crop_size"], mean, std, tuple(config["scale_range"]),
+                                                     resize=config["train_size"]))
     model = build_model(config["model"], dataset.num_classes, config["weights"])
     memory_format = training_memory_format(model, config["channels_last"], device, precision)
     model = model.to(device, memory_format=memory_format)
@@ -237,14 +238,8 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
             writer.writeheader()
             writer.writerows(history)
 
-    val_set = PascalPartDataset(data_root, config["val_split"])
-    predictor = predictor_from_config(model, config, device)
-    eval_start = time.perf_counter()
-    result = evaluate_dataset(predictor, val_set, config["max_eval_images"], progress=progress,
-                              num_workers=min(workers, 2))
-    score = metrics.scores(result["confusion"], val_set.class_names)
-    score.update(images=result["images"], split=config["val_split"], train_seconds=round(train_seconds, 1),
-                 eval_seconds=round(time.perf_counter() - eval_start, 1), device=str(device.type), world_size=world,
+    score = score_model(model, config, data_root, device, progress=progress, num_workers=min(workers, 2))
+    score.update(train_seconds=round(train_seconds, 1), device=str(device.type), world_size=world,
                  precision=precision, channels_last=memory_format == torch.channels_last)
     if is_main:
         (run_dir / "metrics.json").write_text(json.dumps(score, indent=2))
@@ -253,13 +248,42 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
     return score
 
 
+def score_model(model, config: dict, data_root, device, progress: bool = True, num_workers: int = 2) -> dict:
+    """The val scores of a model under the config's evaluation settings, with the boundary measures
+    of the border analysis from the same pass (so it never predicts the split a second time)."""
+    val_set = PascalPartDataset(data_root, config["val_split"])
+    predictor = predictor_from_config(model, config, device)
+    start = time.perf_counter()
+    result = evaluate_dataset(predictor, val_set, config["max_eval_images"], boundary=True, progress=progress,
+                              num_workers=num_workers)
+    score = metrics.scores(result["confusion"], val_set.class_names)
+    score["boundary"] = metrics.boundary_scores(result, val_set.class_names)
+    score.update(images=result["images"], split=config["val_split"], eval_seconds=round(time.perf_counter() - start, 1))
+    return score
+
+
+def rescore(config: dict, data_root, run_dir, progress: bool = True) -> dict:
+    """Evaluate a finished run again under new evaluation settings (test-time flip or scales, eval
+    size): the weights stay, config.yaml and metrics.json take the new settings and scores."""
+    run_dir = Path(run_dir)
+    old = json.loads((run_dir / "metrics.json").read_text())
+    model, _, _ = load_run(run_dir, config["device"])
+    device = next(model.parameters()).device
+    score = score_model(model, config, data_root, device, progress=progress)
+    score.update({k: old[k] for k in ("train_seconds", "device", "world_size", "precision", "channels_last") if k in old})
+    configs.save(config, run_dir / "config.yaml")
+    (run_dir / "metrics.json").write_text(json.dumps(score, indent=2))
+    return score
+
+
 def stale_run_error(run_dir, config: dict) -> SeglibError | None:
-    """An error when RUN_DIR holds a finished run whose settings differ from `config` (a changed
-    profile or experiment file): its numbers must not be reported under the new settings."""
+    """An error when RUN_DIR holds a finished run whose training settings differ from `config` (a
+    changed profile or experiment file): its numbers must not be reported under the new settings.
+    Evaluation settings may differ: ensure_trained scores the run again."""
     run_dir = Path(run_dir)
     if not (run_dir / "final.pt").is_file():
         return None
-    changed = configs.changed_settings(run_dir, config)
+    changed = {k: v for k, v in configs.changed_settings(run_dir, config).items() if k not in configs.EVAL_KEYS}
     if not changed:
         return None
     return SeglibError(f"{run_dir}: finished with other settings ({configs.describe_changes(changed)}); "
@@ -268,7 +292,8 @@ def stale_run_error(run_dir, config: dict) -> SeglibError | None:
 
 def ensure_trained(config: dict, data_root, run_dir, force: bool = False, progress: bool = True) -> dict:
     """The run's scores: trains (resuming from last.pt if there is one) unless RUN_DIR already holds
-    this finished run; force retrains from scratch."""
+    this finished run, which is scored again if only its evaluation settings changed; force retrains
+    from scratch."""
     run_dir = Path(run_dir)
     if force and run_dir.exists():
         shutil.rmtree(run_dir)
@@ -276,5 +301,9 @@ def ensure_trained(config: dict, data_root, run_dir, force: bool = False, progre
     if error:
         raise error
     if configs.is_complete(run_dir):
+        changed = configs.changed_settings(run_dir, config)  # evaluation settings only, after the check above
+        if changed:
+            print(f"[seglib] {run_dir}: scoring again ({configs.describe_changes(changed)})", flush=True)
+            return rescore(config, data_root, run_dir, progress=progress)
         return json.loads((run_dir / "metrics.json").read_text())
     return train(config, data_root, run_dir, resume=(run_dir / "last.pt").is_file(), progress=progress)

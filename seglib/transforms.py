@@ -1,7 +1,8 @@
 """Train and eval presets (torchvision references/segmentation style) on numpy image/mask pairs.
 
 Train, as in the report: resize so the short edge is S (optionally times a random scale), random
-S x S crop padded with the ignore label, horizontal flip p=0.5, per-encoder normalisation.
+C x C crop padded with the ignore label, horizontal flip p=0.5, per-encoder normalisation. The report
+had S = C; a larger S keeps thin parts at a higher resolution for the price of a C x C step.
 Masks are only ever resized with nearest neighbour (tv_tensors.Mask makes v2 do that).
 """
 from __future__ import annotations
@@ -23,8 +24,9 @@ def to_tensors(image: np.ndarray, mask: np.ndarray):
 
 
 class TrainPreset:
-    def __init__(self, crop_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, scale_range=(1.0, 1.0), flip_prob=0.5):
-        low, high = (int(round(crop_size * s)) for s in scale_range)
+    def __init__(self, crop_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, scale_range=(1.0, 1.0), flip_prob=0.5,
+                 resize: int | None = None):
+        low, high = (int(round((resize or crop_size) * s)) for s in scale_range)
         resize = v2.Resize(low, antialias=True) if low == high else v2.RandomResize(low, high + 1, antialias=True)
         self.transforms = v2.Compose([
             resize,

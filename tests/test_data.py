@@ -130,6 +130,24 @@ def test_train_preset_pads_small_images_with_ignore():
     assert (msk == 255).any() and (msk == 0).any()
 
 
+def test_train_size_resizes_before_a_smaller_crop():
+    # left half class 1, right half class 2: a crop of the image at its crop-size scale always spans
+    # both halves; resized to a 4x larger short edge first, most crops fall inside one half
+    mask = np.ones((120, 160), np.int64)
+    mask[:, 80:] = 2
+    image = np.zeros((120, 160, 3), np.uint8)
+    def classes_per_crop(preset):
+        out = []
+        for seed in range(12):
+            torch.manual_seed(seed)
+            out.append(len(preset(image, mask)[1].unique()))
+        return out
+    assert set(classes_per_crop(TrainPreset(96))) == {2}
+    hires = TrainPreset(96, resize=480)
+    assert hires(image, mask)[0].shape == (3, 96, 96)
+    assert classes_per_crop(hires).count(1) >= 6
+
+
 def test_eval_preset_normalises_without_resizing(sample_root):
     ds = PascalPartDataset(sample_root, "val", EvalPreset())
     img, msk = ds[0]

@@ -38,6 +38,7 @@ def test_pipeline_runs_every_notebook_and_renders_the_report(smoke_pipeline):
                    "course report", "What pretraining gains"):
         assert needle in html, needle
     assert "data:image/png;base64" in html and "<img src=\"http" not in html  # images embedded: reads offline
+    assert "src=\"http" not in html and "mathjax" not in html.lower()  # and nothing else is fetched from the web
     assert (out / "figures" / "figure5.png").is_file()
     summary = (out / "results" / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("experiment,profile,encoder,weights,loss,seed") and len(summary) == 7
@@ -126,13 +127,18 @@ def test_run_of_another_profile_gets_rows_of_its_own_and_stays_out_of_the_border
 def test_extra_runs_are_checked_and_named_by_profile():
     from seglib.pipeline import experiment_runs, parse_extra
 
-    extra = parse_extra(["deeplabv3plus_pretrained@cpu512"], "cpu")
-    assert experiment_runs([0, 1], "cpu", extra)[-1] == ("deeplabv3plus_pretrained", "cpu512", 0,
-                                                         "deeplabv3plus_pretrained-cpu512-seed0")
+    extra = parse_extra(["deeplabv3plus_pretrained@cpu512"], "cpu", (0, 1))
+    runs = experiment_runs([0, 1], "cpu", extra)
+    assert runs[-1] == ("deeplabv3plus_pretrained", "cpu512", 0, "deeplabv3plus_pretrained-cpu512-seed0")
+    assert [r for r in runs if r[1] == "cpu512"] == [runs[-1]]  # one seed unless asked for more
+    two = experiment_runs([3, 4, 5], "cpu", parse_extra(["deeplabv3plus_pretrained@cpu512:2"], "cpu", (3, 4, 5)))
+    assert [tag for *_, tag in two if "cpu512" in tag] == ["deeplabv3plus_pretrained-cpu512-seed3",
+                                                           "deeplabv3plus_pretrained-cpu512-seed4"]
     for bad, message in (("deeplabv3plus_pretrained", "EXPERIMENT@PROFILE"), ("nope@cpu512", "EXPERIMENT@PROFILE"),
-                         ("deeplabv3plus_pretrained@huge", "EXPERIMENT@PROFILE"), ("fcn_unet_scratch@cpu", "already runs")):
+                         ("deeplabv3plus_pretrained@huge", "EXPERIMENT@PROFILE"), ("fcn_unet_scratch@cpu", "already runs"),
+                         ("deeplabv3plus_pretrained@cpu512:3", "from 1 to 2"), ("deeplabv3plus_pretrained@cpu512:x", "from 1 to 2")):
         with pytest.raises(SeglibError, match=message):
-            parse_extra([bad], "cpu")
+            parse_extra([bad], "cpu", (0, 1))
 
 
 def test_rerun_with_changed_settings_stops_instead_of_reusing_the_old_run(smoke_pipeline, sample_root, monkeypatch):
@@ -141,6 +147,20 @@ def test_rerun_with_changed_settings_stops_instead_of_reusing_the_old_run(smoke_
     monkeypatch.setattr(configs, "load", lambda e, p="paper", o=None: {**real_load(e, p, o), "iterations": 5})
     with pytest.raises(SeglibError, match=r"fcn_unet_scratch-seed0: finished with other settings \(iterations 3 -> 5\)"):
         run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",))
+
+
+def test_changed_evaluation_settings_score_a_run_again_without_retraining(smoke_pipeline, sample_root, capsys):
+    out, _, _ = smoke_pipeline
+    run = out / "runs" / "fcn_unet_scratch-seed0"
+    before = (run / "final.pt").stat().st_mtime
+    saved = configs.read_run_config(run)
+    configs.save({**saved, "eval_flip": not saved["eval_flip"]}, run / "config.yaml")  # scored otherwise before
+    run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0,), only=["02_experiment"], formats=("html",))
+    printed = capsys.readouterr().out
+    assert "fcn_unet_scratch-seed0: complete, skipped" not in printed
+    assert "deeplabv3plus_scratch-seed0: complete, skipped" in printed
+    assert configs.read_run_config(run)["eval_flip"] == saved["eval_flip"]  # scored under the profile's settings
+    assert (run / "final.pt").stat().st_mtime == before
 
 
 def test_force_retrains_a_complete_run(smoke_pipeline, sample_root, capsys):

@@ -3,14 +3,15 @@ import pandas as pd
 import pytest
 
 from seglib.errors import SeglibError
-from seglib.results import combined_table, compare_by, gap_verdict, gap_vs_noise, groups, main_profile, per_class_iou
+from seglib.results import (combined_table, compare_by, gap_verdict, gap_vs_noise, groups, main_profile, per_class_iou,
+                            schedule_caption)
 
 from conftest import run_cli
 
 
 def _runs(rows):
     base = {"encoder": "EfficientNet-Lite2", "weights": "lite2-package", "loss": "ce", "iterations": 1500, "crop": 256,
-            "scale_range": "0.5-2.0", "eval_flip": True, "eval_scales": "1.0", "val_images": 500, "train_seconds": 900.0}
+            "train_size": 256, "scale_range": "0.5-2.0", "eval_flip": True, "eval_scales": "1.0", "val_images": 500, "train_seconds": 900.0}
     return pd.DataFrame([{**base, **r} for r in rows])
 
 
@@ -33,7 +34,8 @@ def test_gap_verdict_words_every_case():
 def test_runs_of_another_profile_get_rows_of_their_own():
     rows = [{"experiment": "deeplabv3plus_pretrained", "profile": "cpu", "seed": s, "mIoU": m, "mAcc": 50.0, "aAcc": 90.0,
              "IoU head": m} for s, m in enumerate((38.0, 39.0, 40.0))]
-    rows.append({**rows[0], "profile": "cpu512", "crop": 512, "iterations": 2000, "mIoU": 48.0, "IoU head": 60.0})
+    rows.append({**rows[0], "profile": "cpu512", "crop": 512, "train_size": 512, "iterations": 2000, "mIoU": 48.0,
+                 "IoU head": 60.0})
     df = _runs(rows)
     assert main_profile(df) == "cpu" and main_profile(df, "cpu512") == "cpu512"
     assert [(e, p, len(g)) for e, p, g in groups(df, "cpu")] == [("deeplabv3plus_pretrained", "cpu", 3),
@@ -41,6 +43,8 @@ def test_runs_of_another_profile_get_rows_of_their_own():
     table = combined_table(df)
     assert list(table.index) == ["DeepLabv3+ pretrained", "DeepLabv3+ pretrained [cpu512]"]
     assert table.mIoU.tolist() == ["39.00 ± 1.00", "48.00"] and table.crop.tolist() == [256, 512]
+    assert schedule_caption(df[df.profile == "cpu512"]) == "crop 512, 2000 iterations"
+    assert schedule_caption(df.assign(train_size=512)[:1]) == "crop 256 of images resized to short edge 512, 1500 iterations"
     assert per_class_iou(df).loc["head"].tolist() == [39.0, 60.0]  # the cpu512 run is not averaged into the cpu seeds
 
 

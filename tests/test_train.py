@@ -91,6 +91,8 @@ def test_config_errors_are_one_line(tmp_path):
         configs.load("fcn_unet_scratch", "smoke", {"lrate": 1})
     with pytest.raises(SeglibError, match="batch_size=1"):
         configs.load("fcn_unet_scratch", "smoke", {"batch_size": 1})
+    with pytest.raises(SeglibError, match="train_size=8 must be null or a short edge of at least 16"):
+        configs.load("fcn_unet_scratch", "smoke", {"train_size": 8})
     for args in (["train", "--experiment", "nope"], ["train", "--experiment", "fcn_unet_scratch", "--set", "lrate=2"],
                  ["evaluate", "--run", tmp_path]):
         proc = run_cli(*args)
@@ -143,6 +145,33 @@ def test_finished_run_is_reused_only_with_the_same_settings(sample_root, tmp_pat
     retrained = train_module.ensure_trained(longer, sample_root, run, force=True, progress=False)
     assert int((run / "log.csv").read_text().splitlines()[-1].split(",")[0]) == 3
     assert configs.read_run_config(run)["iterations"] == 3 and retrained["images"] == first["images"]
+
+
+def test_changed_evaluation_settings_score_a_finished_run_again(sample_root, tmp_path, monkeypatch):
+    from seglib import results
+
+    config = configs.load("deeplabv3plus_pretrained", "smoke", {"iterations": 2})
+    run = tmp_path / "run"
+    first = train_module.ensure_trained(config, sample_root, run, progress=False)
+    stamp = (run / "final.pt").stat().st_mtime
+    multi = {**config, "eval_scales": [0.75, 1.25], "eval_flip": True}
+    monkeypatch.setattr(train_module, "train", lambda *a, **k: pytest.fail("an evaluation change must not retrain"))
+    used = []
+    real_predictor = train_module.predictor_from_config
+    monkeypatch.setattr(train_module, "predictor_from_config",
+                        lambda model, cfg, device: used.append(real_predictor(model, cfg, device)) or used[-1])
+    again = train_module.ensure_trained(multi, sample_root, run, progress=False)
+    assert (run / "final.pt").stat().st_mtime == stamp  # same weights
+    saved = configs.read_run_config(run)
+    assert saved["eval_scales"] == [0.75, 1.25] and saved["eval_flip"] is True
+    assert json.loads((run / "metrics.json").read_text())["mIoU"] == again["mIoU"]
+    assert again["train_seconds"] == first["train_seconds"] and again["images"] == first["images"]
+    assert [(p.scales, p.flip) for p in used] == [((0.75, 1.25), True)]  # scored under the new settings
+    # the border analysis reads the measures stored by that evaluation instead of predicting again
+    assert set(again["boundary"]) == {"boundary_iou", "boundary_f", "perimeter_ratio"}
+    monkeypatch.setattr(results, "evaluate_dataset", lambda *a, **k: pytest.fail("stored measures were not used"))
+    stored = results.boundary_scores(run, sample_root)
+    assert stored["boundary_iou"].keys() == again["per_class"].keys()
 
 
 def test_bf16_falls_back_to_fp32_on_a_cpu_without_native_bf16(monkeypatch):
