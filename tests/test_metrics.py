@@ -59,6 +59,17 @@ def test_boundary_band_counts_the_image_border_as_contour():
     assert union[1] == 30 * 30 - 28 * 28
 
 
+@pytest.mark.parametrize("distance", [1, 3, 12])
+def test_boundary_band_is_the_mask_minus_its_repeated_3x3_erosion(distance):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(distance)
+    mask = ndimage.gaussian_filter(rng.random((60, 80)), 3) > 0.5
+    padded = np.pad(mask, 1, constant_values=False)  # the definition: outside the image is background
+    eroded = ndimage.binary_erosion(padded, structure=np.ones((3, 3), bool), iterations=distance)[1:-1, 1:-1]
+    assert mask.any() and (metrics._boundary_band(mask, distance) == (mask & ~eroded)).all()
+
+
 def test_boundary_f_score_perfect_and_tolerance():
     target = np.zeros((50, 50), np.int64)
     target[10:30, 10:30] = 1
