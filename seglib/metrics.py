@@ -138,8 +138,7 @@ def perimeter_counts(pred, target, num_classes: int, ignore_index: int = IGNORE_
 
 def boundary_scores(result: dict, class_names: list[str]) -> dict:
     """The border analysis's per-class measures from evaluate_dataset(boundary=True): boundary IoU and
-    boundary F-score in percent, perimeter ratio as a ratio (None where a class is absent)."""
-    def named(values, factor=1.0):
-        return {n: (None if np.isnan(v) else float(v) * factor) for n, v in zip(class_names, values)}
+    boundary F-score in percent, perimeter ratio as a ratio (NaN where a class is absent, as in scores)."""
+    named = lambda values, factor=1.0: {n: float(v) * factor for n, v in zip(class_names, values)}
     return {"boundary_iou": named(result["boundary_iou"], 100), "boundary_f": named(result["boundary_f"], 100),
             "perimeter_ratio": named(result["perimeter_ratio"])}

@@ -10,11 +10,11 @@ import pandas as pd
 import yaml
 
 from . import config as configs
-from . import metrics
 from .config import is_complete
 from .data import PascalPartDataset, REPORT_ORDER, report_order
 from .errors import SeglibError
-from .evaluate import evaluate_dataset, load_run, predictor_from_config
+from .evaluate import load_run, predictor_from_config
+from .train import score_model
 
 TITLES = {
     "fcn_unet_scratch": "FCN+U-Net (scratch)",
@@ -138,18 +138,15 @@ def pretraining_gain(summary_df: pd.DataFrame, main: str | None = None) -> pd.Da
 def boundary_scores(run_dir, data_root, split="val", max_images=None, device="auto") -> dict:
     """Boundary IoU, boundary F-score and perimeter ratio per class for one run (percent / ratio):
     those its evaluation stored in metrics.json when it scored this split with its own settings,
-    else measured now."""
+    else measured now by the same evaluation (train.score_model) on the split asked for."""
     config = configs.read_run_config(run_dir)
     measures = read_metrics(run_dir).get("boundary")
     if not (measures and split == config["val_split"] and max_images in (None, config["max_eval_images"])):
         model, config, _ = load_run(run_dir, device)
-        predictor = predictor_from_config(model, config, next(model.parameters()).device)
-        dataset = PascalPartDataset(data_root, split)
         limit = max_images if max_images is not None else config["max_eval_images"]
-        res = evaluate_dataset(predictor, dataset, limit, boundary=True)
-        measures = metrics.boundary_scores(res, dataset.class_names)
-    nan = lambda values: {k: float("nan") if v is None else v for k, v in values.items()}  # JSON has no NaN
-    return {"experiment": config["experiment"], "seed": config["seed"], **{m: nan(v) for m, v in measures.items()}}
+        measures = score_model(model, {**config, "val_split": split, "max_eval_images": limit}, data_root,
+                               next(model.parameters()).device)["boundary"]
+    return {"experiment": config["experiment"], "seed": config["seed"], **measures}
 
 
 def boundary_table(results: list[dict], measure: str) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -169,7 +169,9 @@ def test_changed_evaluation_settings_score_a_finished_run_again(sample_root, tmp
     assert [(p.scales, p.flip) for p in used] == [((0.75, 1.25), True)]  # scored under the new settings
     # the border analysis reads the measures stored by that evaluation instead of predicting again
     assert set(again["boundary"]) == {"boundary_iou", "boundary_f", "perimeter_ratio"}
-    monkeypatch.setattr(results, "evaluate_dataset", lambda *a, **k: pytest.fail("stored measures were not used"))
+    live = results.boundary_scores(run, sample_root, max_images=1)  # another image count: measured now
+    assert len(used) == 2 and set(live) == {"experiment", "seed", "boundary_iou", "boundary_f", "perimeter_ratio"}
+    monkeypatch.setattr(results, "score_model", lambda *a, **k: pytest.fail("stored measures were not used"))
     stored = results.boundary_scores(run, sample_root)
     assert stored["boundary_iou"].keys() == again["per_class"].keys()
 
