@@ -60,7 +60,8 @@ def training_memory_format(model: torch.nn.Module, channels_last: bool, device: 
     there oneDNN (torch 2.14) returns wrong weight gradients for them in channels_last (relative error
     ~1.4 against fp32 on feature maps of 32 and more; scripts/check_depthwise_bf16.py), which drove the
     Lite2 DeepLabv3+ weights to 1e31 within 10 iterations at crop 512. Forward passes are correct, so
-    evaluation keeps channels_last."""
+    evaluation keeps channels_last. (Keeping only those convs out of channels_last measured no faster:
+    docs/performance.md.)"""
     if channels_last and device.type == "cpu" and precision == "bf16" and has_dilated_depthwise_conv(model):
         warnings.warn("channels_last with bf16 on CPU gives wrong gradients for dilated depthwise convs: "
                       "training in the default memory format", stacklevel=2)
@@ -115,9 +116,8 @@ def eval_size(config: dict) -> int:
 
 
 def predictor_from_config(model, config: dict, device, **overrides) -> Predictor:
-    opts = dict(eval_size=eval_size(config), scales=config["eval_scales"],
-                flip=config["eval_flip"], precision=precision_for(config, torch.device(device)),
-                channels_last=config["channels_last"])
+    opts = {"eval_size": eval_size(config), "scales": config["eval_scales"], "flip": config["eval_flip"],
+            "precision": precision_for(config, torch.device(device)), "channels_last": config["channels_last"]}
     opts.update(overrides)
     return Predictor(model, config["model"], device=device, **opts)
 
@@ -138,7 +138,7 @@ def load_run(run_dir, device="auto", checkpoint: str = "final.pt"):
         model.load_state_dict(state["model"])
     except SeglibError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (any unreadable file: one line for the user)
         raise SeglibError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {str(exc)[:120]}); "
                           "retrain or point --run at another run") from None
     model = model.to(device).eval()

@@ -66,7 +66,7 @@ def _boundary_band(mask: np.ndarray, distance: int) -> np.ndarray:
 
 
 def boundary_distance(shape, dilation_ratio: float) -> int:
-    return max(1, int(round(dilation_ratio * np.hypot(*shape[:2]))))
+    return max(1, round(dilation_ratio * np.hypot(*shape[:2])))
 
 
 def boundary_counts(pred, target, num_classes: int, dilation_ratio: float = 0.02,

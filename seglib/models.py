@@ -163,7 +163,7 @@ def load_encoder_weights(model: nn.Module, name: str, weights: str) -> None:
         try:
             state = smp.encoders.get_encoder(SMP_ENCODERS[name], weights="imagenet",
                                              output_stride=DEEPLAB_SHAPES[name][0]).state_dict()
-        except Exception as exc:  # no network, proxy, hub error: all mean the same to the user
+        except Exception as exc:  # noqa: BLE001 (no network, proxy, hub error: all mean the same to the user)
             raise SeglibError(f"weights=imagenet: download failed ({type(exc).__name__}); {alternatives}") from None
         encoder.load_state_dict(state)
         return
@@ -177,7 +177,7 @@ def load_encoder_weights(model: nn.Module, name: str, weights: str) -> None:
         raise SeglibError(f"weights={weights}: file not found; {alternatives}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (any unreadable file: one line for the user)
         raise SeglibError(f"{path}: not a readable PyTorch weights file ({type(exc).__name__}); {alternatives}") from None
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     if any(k.startswith("_blocks.") for k in state):

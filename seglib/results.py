@@ -11,7 +11,7 @@ import yaml
 
 from . import config as configs
 from .config import is_complete
-from .data import PascalPartDataset, REPORT_ORDER, report_order
+from .data import REPORT_ORDER, PascalPartDataset, report_order
 from .errors import SeglibError
 from .evaluate import load_run, predictor_from_config
 from .train import score_model

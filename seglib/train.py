@@ -28,8 +28,15 @@ from . import config as configs
 from . import metrics
 from .data import PascalPartDataset
 from .errors import SeglibError
-from .evaluate import (autocast, evaluate_dataset, load_run, precision_for, predictor_from_config, resolve_device,
-                       training_memory_format)
+from .evaluate import (
+    autocast,
+    evaluate_dataset,
+    load_run,
+    precision_for,
+    predictor_from_config,
+    resolve_device,
+    training_memory_format,
+)
 from .losses import build_loss
 from .models import build_model, normalization
 from .transforms import TrainPreset

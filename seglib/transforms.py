@@ -26,7 +26,7 @@ def to_tensors(image: np.ndarray, mask: np.ndarray):
 class TrainPreset:
     def __init__(self, crop_size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD, scale_range=(1.0, 1.0), flip_prob=0.5,
                  resize: int | None = None):
-        low, high = (int(round((resize or crop_size) * s)) for s in scale_range)
+        low, high = (round((resize or crop_size) * s) for s in scale_range)
         resize = v2.Resize(low, antialias=True) if low == high else v2.RandomResize(low, high + 1, antialias=True)
         self.transforms = v2.Compose([
             resize,

@@ -48,4 +48,4 @@ def shared_root() -> Path:
 def run_cli(*args, env=None, timeout=600):
     """python -m seglib ARGS -> CompletedProcess (text)."""
     return subprocess.run([sys.executable, "-m", "seglib", *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO, env={**os.environ, **(env or {})}, timeout=timeout)
+                          check=False, cwd=REPO, env={**os.environ, **(env or {})}, timeout=timeout)

@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 from PIL import Image
 
 from seglib.data import REPORT_ORDER, PascalPartDataset, read_classes, report_order
 from seglib.errors import SeglibError
 from seglib.transforms import EvalPreset, TrainPreset
-
-from conftest import run_cli
 
 
 def test_items_are_uint8_images_and_integer_masks(sample_root):

@@ -55,7 +55,7 @@ def test_boundary_iou_of_shifted_squares_by_hand():
 
 def test_boundary_band_counts_the_image_border_as_contour():
     target = np.ones((30, 30), np.int64)  # one class filling the image: its band runs along the border
-    inter, union = metrics.boundary_counts(target, target, 2)
+    _, union = metrics.boundary_counts(target, target, 2)
     assert union[1] == 30 * 30 - 28 * 28
 
 

@@ -5,12 +5,11 @@ import shutil
 
 import nbformat
 import pytest
+from conftest import run_cli
 
 from seglib import config as configs
 from seglib.errors import SeglibError
 from seglib.pipeline import NOTEBOOKS_DIR, run_pipeline
-
-from conftest import run_cli
 
 
 def test_notebooks_are_stored_clean_with_a_parameters_cell():
@@ -29,7 +28,7 @@ def smoke_pipeline(tmp_path_factory, sample_root):
 
 
 def test_pipeline_runs_every_notebook_and_renders_the_report(smoke_pipeline):
-    out, result, formats = smoke_pipeline
+    out, _, formats = smoke_pipeline
     executed = {p.name for p in (out / "executed").glob("*.ipynb")}
     assert {"01_data_exploration.ipynb", "03_lovasz_borders.ipynb", "04_results.ipynb"} <= executed
     assert len([n for n in executed if n.startswith("02_experiment-")]) == 6  # 4 experiments, CE and Lovasz x 2 seeds

@@ -1,12 +1,19 @@
 """Comparisons over seeds: the arithmetic of gap_vs_noise and compare_by's refusal to mix settings."""
 import pandas as pd
 import pytest
+from conftest import run_cli
 
 from seglib.errors import SeglibError
-from seglib.results import (combined_table, compare_by, gap_verdict, gap_vs_noise, groups, main_profile, per_class_iou,
-                            schedule_caption)
-
-from conftest import run_cli
+from seglib.results import (
+    combined_table,
+    compare_by,
+    gap_verdict,
+    gap_vs_noise,
+    groups,
+    main_profile,
+    per_class_iou,
+    schedule_caption,
+)
 
 
 def _runs(rows):
