@@ -39,16 +39,29 @@ def cmd_evaluate(args):
     from .evaluate import evaluate_dataset, load_run, predictor_from_config
     from .metrics import scores
 
-    model, config, _ = load_run(args.run, args.device)
-    overrides = {}
-    if args.flip is not None:
-        overrides["flip"] = args.flip
-    if args.scales:
-        overrides["scales"] = args.scales
-    predictor = predictor_from_config(model, config, next(model.parameters()).device, **overrides)
-    dataset = PascalPartDataset(args.data or default_root(), args.split)
-    result = evaluate_dataset(predictor, dataset, args.max_images)
-    score = scores(result["confusion"], dataset.class_names)
+    data_root = args.data or default_root()
+    if args.update:  # the run's own scores under (new) evaluation settings, border measures included
+        from . import config as configs
+        from .train import rescore
+
+        if not configs.is_complete(args.run):
+            raise SeglibError(f"{args.run}: not a finished run (config.yaml, final.pt, metrics.json); "
+                              "--update re-scores finished runs only")
+        config = configs.read_run_config(args.run)
+        settings = {"eval_flip": args.flip, "eval_scales": args.scales, "val_split": args.split,
+                    "max_eval_images": args.max_images}
+        config = {**config, **{k: v for k, v in settings.items() if v is not None}, "device": args.device}
+        score = rescore(config, data_root, args.run)
+        print(f"updated {args.run / 'metrics.json'} and config.yaml")
+    else:
+        model, config, _ = load_run(args.run, args.device)
+        overrides = {"flip": args.flip} if args.flip is not None else {}
+        if args.scales:
+            overrides["scales"] = args.scales
+        predictor = predictor_from_config(model, config, next(model.parameters()).device, **overrides)
+        dataset = PascalPartDataset(data_root, args.split or config["val_split"])
+        result = evaluate_dataset(predictor, dataset, args.max_images)
+        score = scores(result["confusion"], dataset.class_names)
     _print_scores(score)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -56,10 +69,9 @@ def cmd_evaluate(args):
 
 
 def cmd_predict(args):
-    from .plots import save_prediction
-
     from .data import load_image
     from .evaluate import load_run, predictor_from_config
+    from .plots import save_prediction
 
     model, config, class_names = load_run(args.run, args.device)
     predictor = predictor_from_config(model, config, next(model.parameters()).device)
@@ -128,12 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score a trained run on a split")
     p.add_argument("--run", type=Path, required=True)
     _data_arg(p)
-    p.add_argument("--split", default="val")
+    p.add_argument("--split", help="default: the run's val_split")
     p.add_argument("--json", type=Path)
     p.add_argument("--device", default="auto")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None, help="test-time flip")
     p.add_argument("--scales", type=float, nargs="+", help="test-time scales, e.g. 0.75 1.0 1.25 1.5")
     p.add_argument("--max-images", type=int)
+    p.add_argument("--update", action="store_true",
+                   help="store the scores as the run's own (metrics.json, with border measures) and these "
+                        "settings in its config.yaml; without it the run folder is left untouched")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="colour-coded masks and overlays for images")
