@@ -14,7 +14,13 @@ import torch.nn.functional as F
 
 from . import config as configs
 from .data import PascalPartDataset, default_root
-from .evaluate import Predictor, autocast, precision_for, resolve_device, training_memory_format
+from .evaluate import (
+    Predictor,
+    autocast,
+    precision_for,
+    resolve_device,
+    training_memory_format,
+)
 from .losses import build_loss
 from .models import build_model, normalization
 from .train import SeededAugment, _compute_loss
@@ -38,10 +44,11 @@ def _time_steps(step, iters: int, warmup: int, device) -> float:
 
 
 def train_throughput(model_name, crop, batch, iters, device, precision, channels_last, plain=False, warmup=2,
-                     guard=True) -> float:
+                     guard=True, adjust=None) -> float:
     """Images/s of training steps on random inputs (the data pipeline is measured separately).
-    guard=False times channels_last even where training_memory_format refuses it (wrong gradients), which
-    scripts/step_timing.py needs to show what the refusal costs."""
+    guard=False times channels_last even where training_memory_format refuses it (wrong gradients), and
+    adjust(model) changes single layers after the layout is set: scripts/step_timing.py uses both to
+    show what the refusal costs and what the alternatives to it would gain."""
     torch.manual_seed(0)
     model = build_model(model_name, 7).to(device).train()
     if plain:
@@ -51,6 +58,8 @@ def train_throughput(model_name, crop, batch, iters, device, precision, channels
     else:
         fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
+    if adjust:
+        adjust(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
     images = torch.randn(batch, 3, crop, crop, device=device).contiguous(memory_format=fmt)
     masks = torch.randint(0, 7, (batch, crop, crop), device=device)

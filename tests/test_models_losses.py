@@ -1,5 +1,9 @@
+import copy
+import importlib.util
+
 import pytest
 import torch
+from conftest import REPO
 from segmentation_models_pytorch.losses import LovaszLoss
 
 from seglib.errors import SeglibError
@@ -107,3 +111,32 @@ def test_bf16_training_on_cpu_avoids_channels_last_and_its_wrong_depthwise_gradi
     assert training_memory_format(plain, True, torch.device("cpu"), "bf16") == torch.channels_last
     assert has_dilated_depthwise_conv(build_model("deeplabv3plus_r50-d8"))
     assert not has_dilated_depthwise_conv(build_model("fcn_unet_s5-d16"))
+
+
+def _branch_weight_grads(branch, precision, channels_last, adjust=None):
+    """Weight gradients of an ASPP-like branch (1x1, dilated depthwise 3x3, 1x1) after one step."""
+    branch = copy.deepcopy(branch).to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    if adjust:
+        adjust(branch)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(2, 64, 32, 32, generator=torch.Generator().manual_seed(0)).contiguous(memory_format=fmt)
+    with autocast(torch.device("cpu"), precision):
+        y = branch(x)
+    grad = torch.randn(y.shape, generator=torch.Generator().manual_seed(1)).to(y.dtype)
+    y.backward(grad.contiguous(memory_format=fmt))
+    return [p.grad.float() for p in branch.parameters()]
+
+
+@pytest.mark.parametrize("variant", ["bf16-cl-dw-contiguous", "bf16-cl-dw-fp32"])
+def test_step_timing_alternatives_to_the_refusal_give_fp32_gradients(variant):
+    # scripts/step_timing.py times these two ways of keeping channels_last around the dilated depthwise
+    # convs (docs/performance.md); its timings only mean something if they train correctly
+    spec = importlib.util.spec_from_file_location("step_timing", REPO / "scripts" / "step_timing.py")
+    step_timing = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(step_timing)
+    torch.manual_seed(0)
+    branch = torch.nn.Sequential(torch.nn.Conv2d(64, 64, 1), torch.nn.Conv2d(64, 64, 3, padding=2, dilation=2, groups=64),
+                                 torch.nn.Conv2d(64, 64, 1))
+    reference = _branch_weight_grads(branch, "fp32", False)
+    for got, want in zip(_branch_weight_grads(branch, "bf16", True, step_timing.VARIANTS[variant][2]), reference):
+        assert (got - want).norm() / want.norm() < 0.02
