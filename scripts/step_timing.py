@@ -13,10 +13,7 @@ import argparse
 import torch
 
 from seglib.bench import train_throughput
-
-
-def dilated_depthwise_convs(model):
-    return [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1 and max(m.dilation) > 1]
+from seglib.evaluate import dilated_depthwise_convs
 
 
 def _contiguous_input(module, args):

@@ -50,8 +50,12 @@ def precision_for(config: dict, device: torch.device) -> str:
     return config["precision_cpu"]
 
 
+def dilated_depthwise_convs(model: torch.nn.Module) -> list[torch.nn.Conv2d]:
+    return [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1 and max(m.dilation) > 1]
+
+
 def has_dilated_depthwise_conv(model: torch.nn.Module) -> bool:
-    return any(isinstance(m, torch.nn.Conv2d) and m.groups > 1 and max(m.dilation) > 1 for m in model.modules())
+    return bool(dilated_depthwise_convs(model))
 
 
 def training_memory_format(model: torch.nn.Module, channels_last: bool, device: torch.device,

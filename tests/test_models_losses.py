@@ -89,42 +89,33 @@ def test_lovasz_is_near_zero_for_a_confident_correct_prediction():
     assert build_loss("lovasz")(logits, target) < 1e-4
 
 
-def _depthwise_weight_grad(conv, memory_format, precision):
-    conv = conv.to(memory_format=memory_format)
+def _weight_grads(module, memory_format, precision, adjust=None):
+    """Gradients of every parameter of a copy of `module` (64 channels in and out) after one step on 32 x 32
+    inputs, laid out in memory_format and then changed by adjust(module)."""
+    module = copy.deepcopy(module).to(memory_format=memory_format)
+    if adjust:
+        adjust(module)
     x = torch.randn(2, 64, 32, 32, generator=torch.Generator().manual_seed(0)).contiguous(memory_format=memory_format)
     with autocast(torch.device("cpu"), precision):
-        y = conv(x)
+        y = module(x)
     grad = torch.randn(y.shape, generator=torch.Generator().manual_seed(1)).to(y.dtype)
-    return torch.autograd.grad(y, conv.weight, grad.contiguous(memory_format=memory_format))[0]
+    y.backward(grad.contiguous(memory_format=memory_format))
+    return [p.grad.float() for p in module.parameters()]
 
 
 def test_bf16_training_on_cpu_avoids_channels_last_and_its_wrong_depthwise_gradients():
     conv = torch.nn.Conv2d(64, 64, 3, padding=2, dilation=2, groups=64, bias=False)
-    reference = _depthwise_weight_grad(conv, torch.contiguous_format, "fp32")
+    reference = _weight_grads(conv, torch.contiguous_format, "fp32")[0]
     with pytest.warns(UserWarning, match="wrong gradients"):
         chosen = training_memory_format(conv, True, torch.device("cpu"), "bf16")
     assert chosen == torch.contiguous_format
-    error = (_depthwise_weight_grad(conv, chosen, "bf16") - reference).norm() / reference.norm()
+    error = (_weight_grads(conv, chosen, "bf16")[0] - reference).norm() / reference.norm()
     assert error < 0.02  # bf16 rounding only; channels_last gave ~1.4 with torch 2.14 on AVX512-BF16
     assert training_memory_format(conv, True, torch.device("cpu"), "fp32") == torch.channels_last
     plain = torch.nn.Conv2d(64, 64, 3, padding=1)  # no dilated depthwise conv: channels_last stays
     assert training_memory_format(plain, True, torch.device("cpu"), "bf16") == torch.channels_last
     assert has_dilated_depthwise_conv(build_model("deeplabv3plus_r50-d8"))
     assert not has_dilated_depthwise_conv(build_model("fcn_unet_s5-d16"))
-
-
-def _branch_weight_grads(branch, precision, channels_last, adjust=None):
-    """Weight gradients of an ASPP-like branch (1x1, dilated depthwise 3x3, 1x1) after one step."""
-    branch = copy.deepcopy(branch).to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    if adjust:
-        adjust(branch)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    x = torch.randn(2, 64, 32, 32, generator=torch.Generator().manual_seed(0)).contiguous(memory_format=fmt)
-    with autocast(torch.device("cpu"), precision):
-        y = branch(x)
-    grad = torch.randn(y.shape, generator=torch.Generator().manual_seed(1)).to(y.dtype)
-    y.backward(grad.contiguous(memory_format=fmt))
-    return [p.grad.float() for p in branch.parameters()]
 
 
 @pytest.mark.parametrize("variant", ["bf16-cl-dw-contiguous", "bf16-cl-dw-fp32"])
@@ -137,6 +128,7 @@ def test_step_timing_alternatives_to_the_refusal_give_fp32_gradients(variant):
     torch.manual_seed(0)
     branch = torch.nn.Sequential(torch.nn.Conv2d(64, 64, 1), torch.nn.Conv2d(64, 64, 3, padding=2, dilation=2, groups=64),
                                  torch.nn.Conv2d(64, 64, 1))
-    reference = _branch_weight_grads(branch, "fp32", False)
-    for got, want in zip(_branch_weight_grads(branch, "bf16", True, step_timing.VARIANTS[variant][2]), reference):
+    reference = _weight_grads(branch, torch.contiguous_format, "fp32")  # ASPP-like: 1x1, dilated depthwise, 1x1
+    adjust = step_timing.VARIANTS[variant][2]
+    for got, want in zip(_weight_grads(branch, torch.channels_last, "bf16", adjust), reference):
         assert (got - want).norm() / want.norm() < 0.02
