@@ -44,6 +44,8 @@ def depthwise_fp32(model):
 # name: (precision, channels_last, change to single layers, label)
 VARIANTS = {"fp32": ("fp32", False, None, "fp32"),
             "fp32-cl": ("fp32", True, None, "fp32+channels_last"),
+            "fp32-cl-dw-contiguous": ("fp32", True, depthwise_contiguous,
+                                      "fp32+channels_last, dilated depthwise convs contiguous"),
             "bf16": ("bf16", False, None, "bf16"),
             "bf16-cl": ("bf16", True, None, "bf16+channels_last (wrong gradients)"),
             "bf16-cl-dw-contiguous": ("bf16", True, depthwise_contiguous,

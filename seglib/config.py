@@ -81,11 +81,13 @@ def validate(config: dict) -> None:
     for key, allowed in CHOICES.items():
         if config[key] not in allowed:
             raise SeglibError(f"{key}={config[key]!r} is not allowed; choose one of: {', '.join(allowed)}")
-    for key in ("iterations", "batch_size", "crop_size", "checkpoint_every", "log_every"):
+    for key in ("iterations", "batch_size", "crop_size", "checkpoint_every", "log_every", "curve_images"):
         if not isinstance(config[key], int) or config[key] < 1:
             raise SeglibError(f"{key}={config[key]!r} must be a positive integer")
     if config["batch_size"] < 2:
         raise SeglibError("batch_size=1: BatchNorm cannot train on a batch of one; use 2 or more")
+    if not isinstance(config["curve_every"], int) or config["curve_every"] < 0:
+        raise SeglibError(f"curve_every={config['curve_every']!r} must be 0 (no learning curve) or a positive integer")
     for key in ("train_size", "eval_size"):
         if config[key] is not None and not (isinstance(config[key], int) and config[key] >= 16):
             raise SeglibError(f"{key}={config[key]!r} must be null or a short edge of at least 16 pixels")
@@ -106,7 +108,8 @@ def validate(config: dict) -> None:
 # Settings that change how fast a run goes, not what it computes: a finished run still counts as the
 # same run when only these differ (another machine, more workers). Not channels_last: on CPU in bf16
 # it changed the gradients (seglib.evaluate.training_memory_format).
-SPEED_ONLY_KEYS = ("device", "num_workers", "compile", "checkpoint_every", "log_every")
+# The learning curve's settings change what is recorded beside the run, not its weights.
+SPEED_ONLY_KEYS = ("device", "num_workers", "compile", "checkpoint_every", "log_every", "curve_every", "curve_images")
 # Settings that change how a finished run is scored, not its weights: when only these differ, the
 # run is evaluated again (seglib.train.rescore) instead of retrained.
 EVAL_KEYS = ("eval_size", "eval_flip", "eval_scales", "val_split", "max_eval_images")

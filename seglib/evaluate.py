@@ -3,7 +3,8 @@ multi-scale test-time augmentation with averaged probabilities) and split evalua
 from __future__ import annotations
 
 import contextlib
-import warnings
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +35,23 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
+_SAID: set[str] = set()
+
+
+def note_once(message: str) -> None:
+    """A plain one-line note on stdout, once per process (not a Python warning with a source path):
+    stderr stays for errors, which are one line on every CPU."""
+    if message not in _SAID:
+        _SAID.add(message)
+        print(f"[seglib] {message}", file=sys.stdout, flush=True)
+
+
 def cpu_supports_bf16() -> bool:
-    """Native bf16 arithmetic (AVX512-BF16 or AMX); elsewhere bf16 autocast is emulated and slower than fp32."""
+    """Native bf16 arithmetic (AVX512-BF16 or AMX); elsewhere bf16 autocast is emulated and slower than
+    fp32. SEGLIB_NATIVE_BF16=0 or 1 overrides the detection (the tests run both paths on any CPU)."""
+    forced = os.environ.get("SEGLIB_NATIVE_BF16", "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
@@ -44,8 +60,7 @@ def precision_for(config: dict, device: torch.device) -> str:
     if device.type == "cuda":
         return config["precision_cuda"]
     if config["precision_cpu"] == "bf16" and not cpu_supports_bf16():
-        warnings.warn("precision_cpu=bf16 but this CPU has no native bf16 (AVX512-BF16 or AMX): using fp32, "
-                      "which is faster here", stacklevel=2)
+        note_once("this CPU has no native bf16 (AVX512-BF16 or AMX): precision_cpu=bf16 runs in fp32, which is faster here")
         return "fp32"
     return config["precision_cpu"]
 
@@ -67,8 +82,8 @@ def training_memory_format(model: torch.nn.Module, channels_last: bool, device: 
     evaluation keeps channels_last. (Keeping only those convs out of channels_last measured no faster:
     docs/performance.md.)"""
     if channels_last and device.type == "cpu" and precision == "bf16" and has_dilated_depthwise_conv(model):
-        warnings.warn("channels_last with bf16 on CPU gives wrong gradients for dilated depthwise convs: "
-                      "training in the default memory format", stacklevel=2)
+        note_once("channels_last with bf16 on CPU gives wrong gradients for dilated depthwise convs: "
+                  "training in the default memory format")
         return torch.contiguous_format
     return torch.channels_last if channels_last else torch.contiguous_format
 
@@ -152,13 +167,19 @@ def load_run(run_dir, device="auto", checkpoint: str = "final.pt"):
 
 
 def evaluate_dataset(predictor: Predictor, dataset: PascalPartDataset, max_images=None, boundary=False,
-                     progress=True, num_workers=2) -> dict:
-    """Accumulate the confusion matrix (and, with boundary=True, boundary counts) over a split.
-    Under torch.distributed each rank takes every world_size-th image and the counts are summed."""
-    n = len(dataset) if max_images is None else min(len(dataset), max_images)
+                     progress=True, num_workers=2, indices=None) -> dict:
+    """Accumulate the confusion matrix (and, with boundary=True, boundary counts) over a split (its
+    first max_images, or the given indices). Under torch.distributed each rank takes every
+    world_size-th image and the counts are summed on the model's device (NCCL takes no CPU tensors).
+    The global RNG is left alone, so evaluating during training does not change the training."""
+    if indices is None:
+        indices = range(len(dataset) if max_images is None else min(len(dataset), max_images))
+    indices = list(indices)
+    n = len(indices)
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-    subset = torch.utils.data.Subset(dataset, range(rank, n, world))
-    loader = torch.utils.data.DataLoader(subset, batch_size=None, num_workers=num_workers)
+    subset = torch.utils.data.Subset(dataset, indices[rank::world])
+    loader = torch.utils.data.DataLoader(subset, batch_size=None, num_workers=num_workers,
+                                         generator=torch.Generator().manual_seed(0))
     c = dataset.num_classes
     conf = np.zeros((c, c), np.int64)
     b_inter, b_union = np.zeros(c, np.int64), np.zeros(c, np.int64)
@@ -176,9 +197,9 @@ def evaluate_dataset(predictor: Predictor, dataset: PascalPartDataset, max_image
             perimeters += metrics.perimeter_counts(pred_np, mask_np, c)
     if world > 1:
         for array in (conf, b_inter, b_union, f_counts, perimeters):
-            t = torch.from_numpy(array)
+            t = torch.from_numpy(array).to(predictor.device)
             dist.all_reduce(t)
-            array[...] = t.numpy()
+            array[...] = t.cpu().numpy()
     result = {"confusion": conf, "images": n}
     if boundary:
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -4,9 +4,15 @@
 - fcn_unet_s5-d16: MMSegmentation's config of that name, written here (SMP's Unet differs).
 - deeplabv3plus_r50-d8: SMP's ResNet-50 and DeepLabv3+ decoder at output stride 8 with MMSeg's 512
   channels, plus the FCN auxiliary head SMP lacks.
-- deeplabv3plus_lite2-d16: the same head on EfficientNet-Lite2 at output stride 16 with 256 channels:
-  dilated depthwise convolutions at stride 8 made it 3x slower on CPU (1.8 vs 0.56 s/iteration,
-  crop 256, batch 4, measured here) for an encoder whose ImageNet weights are the offline option.
+- deeplabv3plus_lite2-d16: the same head on EfficientNet-Lite2 (timm's tf_efficientnet_lite2 through
+  SMP's timm-universal `tu-` encoder, TF "same" padding as the weights were trained with) at output
+  stride 16 with 256 channels: dilated depthwise convolutions at stride 8 made it 3x slower on CPU
+  (1.8 vs 0.56 s/iteration, crop 256, batch 4, measured here) for an encoder whose ImageNet weights
+  are the offline option.
+
+ASPP atrous rates follow DeepLab's rule: (6, 12, 18) at output stride 16, (12, 24, 36) at stride 8
+(aspp_rates). Rates (12, 24, 36) at stride 16 would put the outer taps of a 32 x 32 feature map (crop
+512) or a 16 x 16 one (crop 256) in the zero padding, leaving 1x1 convolutions.
 """
 from __future__ import annotations
 
@@ -22,11 +28,17 @@ from .errors import SeglibError
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, TF_MEAN, TF_STD
 
 MODELS = ("fcn_unet_s5-d16", "deeplabv3plus_r50-d8", "deeplabv3plus_lite2-d16")
-SMP_ENCODERS = {"deeplabv3plus_r50-d8": "resnet50", "deeplabv3plus_lite2-d16": "timm-tf_efficientnet_lite2"}
+SMP_ENCODERS = {"deeplabv3plus_r50-d8": "resnet50", "deeplabv3plus_lite2-d16": "tu-tf_efficientnet_lite2"}
 # (output stride, decoder channels) per DeepLabv3+ variant
 DEEPLAB_SHAPES = {"deeplabv3plus_r50-d8": (8, 512), "deeplabv3plus_lite2-d16": (16, 256)}
 LITE2_PACKAGE = "lite2-package"
+ASPP_RATES_AT_16 = (6, 12, 18)  # DeepLabv3 (Chen et al. 2017): doubled at output stride 8
 STRIDE = 32  # inputs are padded to a multiple of this at inference (U-Net needs 16, EfficientNet 32)
+
+
+def aspp_rates(output_stride: int) -> tuple[int, ...]:
+    """DeepLab's atrous rates for an output stride: (6, 12, 18) at 16, (12, 24, 36) at 8."""
+    return tuple(rate * 16 // output_stride for rate in ASPP_RATES_AT_16)
 
 
 def normalization(name: str) -> tuple[tuple, tuple]:
@@ -91,23 +103,18 @@ class FCNUNet(nn.Module):
 
 
 class DeepLabV3PlusAux(nn.Module):
-    """SMP DeepLabv3+ (separable ASPP rates 12/24/36 + image pooling, dropout 0.1, 48-channel low-level
-    skip) with an FCN auxiliary head (256 channels) on the second-deepest encoder stage."""
+    """SMP DeepLabv3+ (separable ASPP at aspp_rates(output_stride) + image pooling, dropout 0.1,
+    48-channel low-level skip) with an FCN auxiliary head (256 channels) on the second-deepest stage."""
 
     def __init__(self, encoder_name: str, num_classes: int, output_stride: int = 8, channels: int = 512):
         super().__init__()
         import segmentation_models_pytorch as smp
 
         self.net = smp.DeepLabV3Plus(encoder_name=encoder_name, encoder_weights=None, encoder_output_stride=output_stride,
-                                     decoder_channels=channels, decoder_atrous_rates=(12, 24, 36),
+                                     decoder_channels=channels, decoder_atrous_rates=aspp_rates(output_stride),
                                      decoder_aspp_separable=True, decoder_aspp_dropout=0.1, classes=num_classes)
         aux_in = self.net.encoder.out_channels[-2]
         self.aux_head = FCNHead(aux_in, 256, num_classes)
-        # EfficientNet's classifier stem (conv_head, bn2) is kept for strict weight loading but never runs:
-        # frozen, so DistributedDataParallel does not wait for its gradients
-        for name in ("conv_head", "bn2"):
-            if hasattr(self.net.encoder, name):
-                getattr(self.net.encoder, name).requires_grad_(False)
 
     def forward(self, x):
         features = self.net.encoder(x)
@@ -128,11 +135,14 @@ def lite2_package_path() -> Path:
 
 
 def lite2_to_timm(state: dict, timm_keys: list[str]) -> dict:
-    """Rename lukemelas/efficientnet_pytorch keys (_blocks.N._expand_conv) to timm's
-    (blocks.S.I.conv_pw). Flat block N is the N-th (S, I) of the timm encoder, in order."""
-    blocks = list(dict.fromkeys(re.match(r"blocks\.(\d+)\.(\d+)\.", k).group(0) for k in timm_keys
-                                if k.startswith("blocks.")))
-    stem = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2"}
+    """Rename lukemelas/efficientnet_pytorch keys (_blocks.N._expand_conv) to those of timm's encoder
+    (blocks.S.I.conv_pw, under the `model.` prefix of SMP's tu- encoder when timm_keys have it).
+    Flat block N is the N-th (S, I) of the timm encoder, in order. The classifier (_fc) and the
+    classifier's head convolution (_conv_head, _bn1) have no place in a features-only encoder."""
+    prefix = "model." if any(k.startswith("model.") for k in timm_keys) else ""
+    blocks = list(dict.fromkeys(m.group(0) for k in timm_keys
+                                if (m := re.match(rf"{re.escape(prefix)}blocks\.(\d+)\.(\d+)\.", k))))
+    stem = {"_conv_stem": "conv_stem", "_bn0": "bn1"}
     inverted = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
                 "_project_conv": "conv_pwl", "_bn2": "bn3"}
     separable = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
@@ -140,14 +150,14 @@ def lite2_to_timm(state: dict, timm_keys: list[str]) -> dict:
     out = {}
     for key, value in state.items():
         parts = key.split(".")
-        if parts[0] == "_fc":
-            continue  # the ImageNet classifier; a segmentation encoder has none
+        if parts[0] in ("_fc", "_conv_head", "_bn1"):
+            continue
         if parts[0] == "_blocks":
             n = int(parts[1])
             table = inverted if n in expanded else separable
             out[blocks[n] + ".".join([table[parts[2]]] + parts[3:])] = value
         else:
-            out[".".join([stem[parts[0]]] + parts[1:])] = value
+            out[prefix + ".".join([stem[parts[0]]] + parts[1:])] = value
     return out
 
 
@@ -161,7 +171,8 @@ def load_encoder_weights(model: nn.Module, name: str, weights: str) -> None:
     if weights == "imagenet":
         import segmentation_models_pytorch as smp
         try:
-            state = smp.encoders.get_encoder(SMP_ENCODERS[name], weights="imagenet",
+            encoder_name = SMP_ENCODERS[name]
+            state = smp.encoders.get_encoder(encoder_name, weights=True if encoder_name.startswith("tu-") else "imagenet",
                                              output_stride=DEEPLAB_SHAPES[name][0]).state_dict()
         except Exception as exc:  # noqa: BLE001 (no network, proxy, hub error: all mean the same to the user)
             raise SeglibError(f"weights=imagenet: download failed ({type(exc).__name__}); {alternatives}") from None

@@ -135,6 +135,38 @@ def loader_workers(setting, device: torch.device) -> int:
     return 2 if device.type == "cpu" else max(2, min(8, (os.cpu_count() or 2) - 1))
 
 
+def curve_indices(size: int, count: int) -> list[int]:
+    """A fixed subset of a split for the learning curve: `count` ids spread evenly over it (the
+    split files are sorted by id, so this is every (size/count)-th image), the same at every point."""
+    if count >= size:
+        return list(range(size))
+    return sorted({int(round(i * (size - 1) / max(count - 1, 1))) for i in range(count)})
+
+
+def learning_curve_point(model, config: dict, val_set: PascalPartDataset, indices, device, iteration: int,
+                         history: list, previous: int) -> dict:
+    """Val mIoU of the model as it is now on the curve's fixed subset, with the mean training loss
+    since the previous point; the model goes back to training mode."""
+    start = time.perf_counter()
+    model.eval()
+    result = evaluate_dataset(predictor_from_config(model, config, device), val_set, indices=indices,
+                              progress=False, num_workers=0)
+    model.train()
+    losses = [h["loss"] for h in history if previous < h["iteration"] <= iteration]
+    score = metrics.scores(result["confusion"], val_set.class_names)
+    return {"iteration": iteration, "loss": round(float(np.mean(losses)), 4) if losses else float("nan"),
+            "mIoU": round(score["mIoU"], 2), "images": len(indices), "seconds": round(time.perf_counter() - start, 1)}
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    if not rows:
+        return
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def _compute_loss(model, criterion, images, masks, aux_weight):
     logits, aux = model(images)
     loss = criterion(logits, masks)
@@ -161,9 +193,11 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not config["deterministic"]
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    precision = precision_for(config, device)
-
     dataset = PascalPartDataset(data_root, config["train_split"])
+    val_set = PascalPartDataset(data_root, config["val_split"])
+    curve_ids = curve_indices(len(val_set) if config["max_eval_images"] is None
+                              else min(len(val_set), config["max_eval_images"]), config["curve_images"])
+    precision = precision_for(config, device)  # after the data checks: a data error stays the only line
     mean, std = normalization(config["model"])
     train_set = SeededAugment(dataset, TrainPreset(config["crop_size"], mean, std, tuple(config["scale_range"]),
                                                      resize=config["train_size"]))
@@ -173,17 +207,18 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
     optimizer = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=config["momentum"],
                                 weight_decay=config["weight_decay"])
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    start, history = 0, []
+    start, history, curve = 0, [], []
     if resume and checkpoint_path.is_file():
         state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"])
-        start, history = state["iteration"], state["history"]
+        start, history, curve = state["iteration"], state["history"], state.get("curve", [])
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        configs.save(config, run_dir / "config.yaml")
+        # the data folder is part of the run's record: evaluate, predict and the notebooks default to it
+        configs.save({**config, "data": str(dataset.root.resolve())}, run_dir / "config.yaml")
     train_model = model
     if world > 1:
         if device.type == "cuda":
@@ -203,50 +238,58 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
     train_model.train()
     bar = tqdm(total=config["iterations"], initial=start, desc=config["experiment"], disable=not (progress and is_main),
                mininterval=1 if sys.stderr.isatty() else 15, ncols=100, unit="it")
-    last_finite = (None, None)
-    clock = time.perf_counter()
-    elapsed = history[-1]["seconds"] if history else 0.0
-    for iteration, (images, masks) in enumerate(loader, start + 1):
-        lr = poly_lr(config, iteration - 1)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-        masks = masks.to(device, non_blocking=True)
-        with autocast(device, precision):
-            loss = _compute_loss(train_model, criterion, images, masks, config["aux_weight"])
-        value = loss.item()
-        if not math.isfinite(value):
-            it, good = last_finite
-            raise TrainingDiverged(
-                f"iteration {iteration}: loss is {value} (last finite loss {good} at iteration {it}); "
-                f"try --set precision_{device.type}=fp32 or a lower lr (now {config['lr']})")
-        last_finite = (iteration, round(value, 4))
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        bar.update(1)
-        if iteration % config["log_every"] == 0 or iteration == config["iterations"]:
-            now = time.perf_counter()
-            elapsed, clock = elapsed + now - clock, now
-            history.append({"iteration": iteration, "loss": value, "lr": lr, "seconds": round(elapsed, 2)})
-            bar.set_postfix(loss=f"{value:.3f}", lr=f"{lr:.2e}", refresh=False)
-        if is_main and (iteration % config["checkpoint_every"] == 0 or iteration == config["iterations"]):
-            save_checkpoint(checkpoint_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                            scaler=scaler.state_dict(), rng=torch.get_rng_state(), iteration=iteration,
-                            history=history, num_classes=dataset.num_classes, class_names=dataset.class_names)
-    bar.close()
+    try:  # the bar ends its line before any error is printed, so the error stands on a line of its own
+        last_finite = (None, None)
+        clock = time.perf_counter()
+        elapsed = history[-1]["seconds"] if history else 0.0
+        for iteration, (images, masks) in enumerate(loader, start + 1):
+            lr = poly_lr(config, iteration - 1)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
+            masks = masks.to(device, non_blocking=True)
+            with autocast(device, precision):
+                loss = _compute_loss(train_model, criterion, images, masks, config["aux_weight"])
+            value = loss.item()
+            if not math.isfinite(value):
+                it, good = last_finite
+                raise TrainingDiverged(
+                    f"iteration {iteration}: loss is {value} (last finite loss {good} at iteration {it}); "
+                    f"try --set precision_{device.type}=fp32 or a lower lr (now {config['lr']})")
+            last_finite = (iteration, round(value, 4))
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            bar.update(1)
+            if iteration % config["log_every"] == 0 or iteration == config["iterations"]:
+                now = time.perf_counter()
+                elapsed, clock = elapsed + now - clock, now
+                history.append({"iteration": iteration, "loss": value, "lr": lr, "seconds": round(elapsed, 2)})
+                bar.set_postfix(loss=f"{value:.3f}", lr=f"{lr:.2e}", refresh=False)
+            if config["curve_every"] and (iteration % config["curve_every"] == 0 or iteration == config["iterations"]):
+                point = learning_curve_point(model, config, val_set, curve_ids, device, iteration, history,
+                                             curve[-1]["iteration"] if curve else 0)
+                curve.append(point)
+                clock += point["seconds"]  # evaluation time is not training time
+                if is_main:
+                    bar.write(f"[seglib] iteration {iteration}: val mIoU {point['mIoU']:.2f} on {point['images']} "
+                              f"images, mean loss {point['loss']:.3f}")
+            if is_main and (iteration % config["checkpoint_every"] == 0 or iteration == config["iterations"]):
+                save_checkpoint(checkpoint_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                                scaler=scaler.state_dict(), rng=torch.get_rng_state(), iteration=iteration,
+                                history=history, curve=curve, num_classes=dataset.num_classes, class_names=dataset.class_names)
+    finally:
+        bar.close()
     train_seconds = history[-1]["seconds"] if history else 0.0
     if is_main:
         save_checkpoint(run_dir / "final.pt", model=model.state_dict(), num_classes=dataset.num_classes,
                         class_names=dataset.class_names)
-        with open(run_dir / "log.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=["iteration", "loss", "lr", "seconds"])
-            writer.writeheader()
-            writer.writerows(history)
+        write_csv(run_dir / "log.csv", history)
+        write_csv(run_dir / "curve.csv", curve)
 
     score = score_model(model, config, data_root, device, progress=progress, num_workers=min(workers, 2))
-    score.update(train_seconds=round(train_seconds, 1), device=str(device.type), world_size=world,
+    score.update(train_seconds=round(train_seconds, 1), train_images=len(dataset), device=str(device.type), world_size=world,
                  precision=precision, channels_last=memory_format == torch.channels_last)
     if is_main:
         (run_dir / "metrics.json").write_text(json.dumps(score, indent=2))

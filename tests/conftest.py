@@ -45,6 +45,17 @@ def shared_root() -> Path:
     return SHARED
 
 
+@pytest.fixture(params=["0", "1"], ids=["no-native-bf16", "native-bf16"])
+def native_bf16(request, monkeypatch) -> bool:
+    """Both precision paths on any CPU: SEGLIB_NATIVE_BF16 hides native bf16 (0) or claims it (1),
+    for this process and the command-line subprocesses it starts."""
+    from seglib import evaluate
+
+    monkeypatch.setenv("SEGLIB_NATIVE_BF16", request.param)
+    evaluate._SAID.clear()
+    return request.param == "1"
+
+
 def run_cli(*args, env=None, timeout=600):
     """python -m seglib ARGS -> CompletedProcess (text)."""
     return subprocess.run([sys.executable, "-m", "seglib", *map(str, args)], capture_output=True, text=True,

@@ -97,12 +97,30 @@ def test_ignore_label_is_allowed_in_masks(sample_copy):
     assert (PascalPartDataset(sample_copy, "train")[0][1][:5] == 255).all()
 
 
-def test_cli_reports_a_data_error_in_one_line_without_traceback(tmp_path):
+def test_cli_reports_a_data_error_in_one_line_without_traceback(tmp_path, native_bf16):
     proc = run_cli("train", "--experiment", "fcn_unet_scratch", "--profile", "smoke", "--data", tmp_path / "missing",
                    "--out", tmp_path / "run")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "data folder does not exist" in proc.stderr
+
+
+def test_an_error_after_the_precision_choice_is_still_one_line(sample_copy, tmp_path, native_bf16):
+    """fcn_unet_scratch asks for bf16: without native bf16 the fall-back is said once on stdout, in one
+    plain line, and a broken training image still gives exactly one line on stderr."""
+    train_ids = (sample_copy / "train_id.txt").read_text().split()
+    for image_id in train_ids:
+        (sample_copy / "JPEGImages" / f"{image_id}.jpg").write_bytes(b"not a jpeg")
+    proc = run_cli("train", "--experiment", "fcn_unet_scratch", "--profile", "smoke", "--data", sample_copy,
+                   "--out", tmp_path / "run")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    errors = [line for line in lines if not line.startswith("fcn_unet_scratch:")]  # the progress bar's lines
+    assert len(errors) == 1 and errors[0].startswith("error: ") and "corrupt image" in errors[0], proc.stderr
+    note = [line for line in proc.stdout.splitlines() if "native bf16" in line]
+    assert note == ([] if native_bf16 else
+                    ["[seglib] this CPU has no native bf16 (AVX512-BF16 or AMX): precision_cpu=bf16 runs in fp32, "
+                     "which is faster here"])
 
 
 def test_train_preset_keeps_image_and_mask_aligned():

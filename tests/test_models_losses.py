@@ -32,16 +32,34 @@ def test_r50_d8_is_dilated_to_output_stride_8():
     assert model.aux_head[0][0].out_channels == 256
 
 
-def test_lite2_package_weights_load_strictly_into_the_timm_encoder():
+def test_lite2_package_weights_load_strictly_into_the_timm_universal_encoder():
     state = torch.load(lite2_package_path(), map_location="cpu", weights_only=True)
     model = build_model("deeplabv3plus_lite2-d16", encoder_weights="lite2-package")
+    assert type(model.net.encoder).__name__ == "TimmUniversalEncoder"  # SMP's tu- path, not the deprecated timm-
     encoder_state = model.net.encoder.state_dict()
     renamed = lite2_to_timm(state, list(encoder_state))
-    assert len(renamed) == len(encoder_state) == 384
+    # every encoder tensor comes from the package: 378 = the package's 386 less the classifier (2) and
+    # the classifier's head conv + BN (6), which a features-only encoder does not have
+    assert set(renamed) == set(encoder_state) and len(renamed) == 378
     for key, value in renamed.items():  # the loaded encoder holds exactly the package's tensors
         assert torch.equal(encoder_state[key], value), key
     scratch = build_model("deeplabv3plus_lite2-d16")
-    assert not torch.equal(scratch.net.encoder.state_dict()["conv_stem.weight"], encoder_state["conv_stem.weight"])
+    key = "model.conv_stem.weight"
+    assert not torch.equal(scratch.net.encoder.state_dict()[key], encoder_state[key])
+
+
+@pytest.mark.parametrize("name", ["deeplabv3plus_r50-d8", "deeplabv3plus_lite2-d16"])
+def test_every_aspp_branch_sees_more_than_padding_at_crop_512(name):
+    """DeepLab's rule (rates 6/12/18 at stride 16, 12/24/36 at 8): each dilated ASPP tap must fall
+    inside the feature map of a 512 crop, else the branch degenerates to a 1x1 convolution."""
+    model = build_model(name)
+    with torch.no_grad():
+        feature = model.eval().net.encoder(torch.randn(1, 3, 512, 512))[-1].shape[-1]
+    assert feature == 512 // (8 if name.endswith("d8") else 16)
+    dilations = [max(m.dilation) for m in model.net.decoder.modules()
+                 if isinstance(m, torch.nn.Conv2d) and max(m.dilation) > 1]
+    assert len(dilations) == 3 and all(d < feature for d in dilations), (dilations, feature)
+    assert dilations == [6, 12, 18] if name.endswith("d16") else dilations == [12, 24, 36]
 
 
 def test_missing_weights_file_stops_with_the_alternatives(tmp_path):
@@ -103,11 +121,11 @@ def _weight_grads(module, memory_format, precision, adjust=None):
     return [p.grad.float() for p in module.parameters()]
 
 
-def test_bf16_training_on_cpu_avoids_channels_last_and_its_wrong_depthwise_gradients():
+def test_bf16_training_on_cpu_avoids_channels_last_and_its_wrong_depthwise_gradients(capsys):
     conv = torch.nn.Conv2d(64, 64, 3, padding=2, dilation=2, groups=64, bias=False)
     reference = _weight_grads(conv, torch.contiguous_format, "fp32")[0]
-    with pytest.warns(UserWarning, match="wrong gradients"):
-        chosen = training_memory_format(conv, True, torch.device("cpu"), "bf16")
+    chosen = training_memory_format(conv, True, torch.device("cpu"), "bf16")
+    assert "wrong gradients" in capsys.readouterr().out
     assert chosen == torch.contiguous_format
     error = (_weight_grads(conv, chosen, "bf16")[0] - reference).norm() / reference.norm()
     assert error < 0.02  # bf16 rounding only; channels_last gave ~1.4 with torch 2.14 on AVX512-BF16
