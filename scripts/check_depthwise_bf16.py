@@ -1,4 +1,4 @@
-"""Checks the CPU bug behind seglib.evaluate.training_memory_format: in bf16 autocast with channels_last,
+"""Checks the CPU bug behind seglib.runtime.training_memory_format: in bf16 autocast with channels_last,
 oneDNN's weight gradient of dilated depthwise convs disagrees with fp32 (torch 2.14.1, AVX512-BF16).
 
 python scripts/check_depthwise_bf16.py      prints relative errors of output, input grad and weight grad

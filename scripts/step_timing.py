@@ -13,7 +13,7 @@ import argparse
 import torch
 
 from seglib.bench import train_throughput
-from seglib.evaluate import dilated_depthwise_convs
+from seglib.runtime import dilated_depthwise_convs
 
 
 def _contiguous_input(module, args):

@@ -14,15 +14,10 @@ import torch.nn.functional as F
 
 from . import config as configs
 from .data import PascalPartDataset, default_root
-from .evaluate import (
-    Predictor,
-    autocast,
-    precision_for,
-    resolve_device,
-    training_memory_format,
-)
+from .evaluate import Predictor
 from .losses import build_loss
 from .models import build_model, normalization
+from .runtime import autocast, precision_for, resolve_device, training_memory_format
 from .train import SeededAugment, _compute_loss
 from .transforms import TrainPreset
 

@@ -35,18 +35,18 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    from .data import PascalPartDataset, default_root
+    from . import config as configs
+    from .data import PascalPartDataset
     from .evaluate import evaluate_dataset, load_run, predictor_from_config
     from .metrics import scores
 
-    data_root = args.data or default_root()
+    if args.update and not configs.is_complete(args.run):
+        raise SeglibError(f"{args.run}: not a finished run (config.yaml, final.pt, metrics.json); "
+                          "--update re-scores finished runs only")
+    data_root = configs.run_data(args.run, args.data, same=args.update)
     if args.update:  # the run's own scores under (new) evaluation settings, border measures included
-        from . import config as configs
         from .train import rescore
 
-        if not configs.is_complete(args.run):
-            raise SeglibError(f"{args.run}: not a finished run (config.yaml, final.pt, metrics.json); "
-                              "--update re-scores finished runs only")
         config = configs.read_run_config(args.run)
         settings = {"eval_flip": args.flip, "eval_scales": args.scales, "val_split": args.split,
                     "max_eval_images": args.max_images}
@@ -54,7 +54,7 @@ def cmd_evaluate(args):
         score = rescore(config, data_root, args.run)
         print(f"updated {args.run / 'metrics.json'} and config.yaml")
     else:
-        model, config, _ = load_run(args.run, args.device)
+        model, config, _ = load_run(args.run, args.device, args.checkpoint)
         overrides = {"flip": args.flip} if args.flip is not None else {}
         if args.scales:
             overrides["scales"] = args.scales
@@ -63,6 +63,8 @@ def cmd_evaluate(args):
         result = evaluate_dataset(predictor, dataset, args.max_images)
         score = scores(result["confusion"], dataset.class_names)
     _print_scores(score)
+    if not args.update:
+        print(f"scored {result['images']} {dataset.split} images of {Path(data_root).resolve()}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(score, indent=2))
@@ -73,7 +75,7 @@ def cmd_predict(args):
     from .evaluate import load_run, predictor_from_config
     from .plots import save_prediction
 
-    model, config, class_names = load_run(args.run, args.device)
+    model, config, class_names = load_run(args.run, args.device, args.checkpoint)
     predictor = predictor_from_config(model, config, next(model.parameters()).device)
     args.out.mkdir(parents=True, exist_ok=True)
     for path in args.images:
@@ -139,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="score a trained run on a split")
     p.add_argument("--run", type=Path, required=True)
-    _data_arg(p)
+    p.add_argument("--data", type=Path, default=None, help="data folder (default: the one the run was trained on)")
+    p.add_argument("--checkpoint", default="final.pt", help="final.pt (default) or last.pt to score an unfinished run")
     p.add_argument("--split", help="default: the run's val_split")
     p.add_argument("--json", type=Path)
     p.add_argument("--device", default="auto")
@@ -156,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", type=Path, nargs="+")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--device", default="auto")
+    p.add_argument("--checkpoint", default="final.pt", help="final.pt (default) or last.pt for an unfinished run")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("bench", help="training/evaluation throughput against a plain fp32 baseline")

@@ -7,8 +7,9 @@ from pathlib import Path
 import yaml
 
 from .errors import SeglibError
+from .paths import shipped
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
+EXPERIMENTS_DIR = shipped("experiments")
 EXPERIMENTS = ("fcn_unet_scratch", "deeplabv3plus_scratch", "deeplabv3plus_pretrained", "deeplabv3plus_pretrained_lovasz")
 PROFILES = ("paper", "cpu", "cpu512", "smoke")
 NOT_EXPERIMENTS = ("defaults", "profiles", "course_report")  # the other YAML files in experiments/
@@ -107,7 +108,7 @@ def validate(config: dict) -> None:
 
 # Settings that change how fast a run goes, not what it computes: a finished run still counts as the
 # same run when only these differ (another machine, more workers). Not channels_last: on CPU in bf16
-# it changed the gradients (seglib.evaluate.training_memory_format).
+# it changed the gradients (seglib.runtime.training_memory_format).
 # The learning curve's settings change what is recorded beside the run, not its weights.
 SPEED_ONLY_KEYS = ("device", "num_workers", "compile", "checkpoint_every", "log_every", "curve_every", "curve_images")
 # Settings that change how a finished run is scored, not its weights: when only these differ, the
@@ -143,6 +144,23 @@ def is_complete(run_dir) -> bool:
     """A finished run folder: its config, final weights and scores are all there."""
     run_dir = Path(run_dir)
     return all((run_dir / f).is_file() for f in ("config.yaml", "final.pt", "metrics.json"))
+
+
+def run_data(run_dir, data=None, same: bool = False) -> Path:
+    """The data folder to score RUN_DIR on: `data` when given, else the one the run recorded (trained and
+    scored on). same=True (re-scoring the run's own metrics) refuses a folder other than the recorded one."""
+    recorded = read_run_config(run_dir).get("data")
+    if data is None:
+        if recorded is None:
+            raise SeglibError(f"{Path(run_dir) / 'config.yaml'}: records no data folder (trained before runs recorded "
+                              "it); pass --data DIR with the folder it was trained on")
+        if not Path(recorded).is_dir():
+            raise SeglibError(f"{run_dir}: trained on {recorded}, which is not on this machine; pass --data DIR")
+        return Path(recorded)
+    if same and recorded is not None and Path(data).resolve() != Path(recorded).resolve():
+        raise SeglibError(f"{run_dir}: its scores are on {recorded}, not {Path(data).resolve()}; drop --data to re-score "
+                          "it there, or evaluate without --update to score it elsewhere")
+    return Path(data)
 
 
 def read_run_config(run_dir) -> dict:

@@ -10,10 +10,10 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from .errors import SeglibError
+from .paths import shipped
 
 IGNORE_INDEX = 255
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_ROOT = REPO_ROOT / "data" / "sample"
+SAMPLE_ROOT = shipped("sample")
 
 # classes.txt names -> the report's names; REPORT_ORDER is the order of the report's tables.
 READABLE_NAMES = {

@@ -2,9 +2,6 @@
 multi-scale test-time augmentation with averaged probabilities) and split evaluation."""
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,74 +15,7 @@ from . import metrics
 from .data import PascalPartDataset
 from .errors import SeglibError
 from .models import STRIDE, build_model, normalization
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SeglibError("device=cuda but no CUDA GPU is visible; use device=auto or device=cpu")
-    return torch.device(name)
-
-
-def autocast(device: torch.device, precision: str):
-    """bf16/fp16 autocast, or nothing for fp32."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-
-
-_SAID: set[str] = set()
-
-
-def note_once(message: str) -> None:
-    """A plain one-line note on stdout, once per process (not a Python warning with a source path):
-    stderr stays for errors, which are one line on every CPU."""
-    if message not in _SAID:
-        _SAID.add(message)
-        print(f"[seglib] {message}", file=sys.stdout, flush=True)
-
-
-def cpu_supports_bf16() -> bool:
-    """Native bf16 arithmetic (AVX512-BF16 or AMX); elsewhere bf16 autocast is emulated and slower than
-    fp32. SEGLIB_NATIVE_BF16=0 or 1 overrides the detection (the tests run both paths on any CPU)."""
-    forced = os.environ.get("SEGLIB_NATIVE_BF16", "").strip()
-    if forced in ("0", "1"):
-        return forced == "1"
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def precision_for(config: dict, device: torch.device) -> str:
-    if device.type == "cuda":
-        return config["precision_cuda"]
-    if config["precision_cpu"] == "bf16" and not cpu_supports_bf16():
-        note_once("this CPU has no native bf16 (AVX512-BF16 or AMX): precision_cpu=bf16 runs in fp32, which is faster here")
-        return "fp32"
-    return config["precision_cpu"]
-
-
-def dilated_depthwise_convs(model: torch.nn.Module) -> list[torch.nn.Conv2d]:
-    return [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1 and max(m.dilation) > 1]
-
-
-def has_dilated_depthwise_conv(model: torch.nn.Module) -> bool:
-    return bool(dilated_depthwise_convs(model))
-
-
-def training_memory_format(model: torch.nn.Module, channels_last: bool, device: torch.device,
-                           precision: str) -> torch.memory_format:
-    """channels_last as asked, except for bf16 training on CPU of a model with dilated depthwise convs:
-    there oneDNN (torch 2.14) returns wrong weight gradients for them in channels_last (relative error
-    ~1.4 against fp32 on feature maps of 32 and more; scripts/check_depthwise_bf16.py), which drove the
-    Lite2 DeepLabv3+ weights to 1e31 within 10 iterations at crop 512. Forward passes are correct, so
-    evaluation keeps channels_last. (Keeping only those convs out of channels_last measured no faster:
-    docs/performance.md.)"""
-    if channels_last and device.type == "cpu" and precision == "bf16" and has_dilated_depthwise_conv(model):
-        note_once("channels_last with bf16 on CPU gives wrong gradients for dilated depthwise convs: "
-                  "training in the default memory format")
-        return torch.contiguous_format
-    return torch.channels_last if channels_last else torch.contiguous_format
+from .runtime import autocast, note_once, precision_for, resolve_device
 
 
 class Predictor:
@@ -141,15 +71,24 @@ def predictor_from_config(model, config: dict, device, **overrides) -> Predictor
     return Predictor(model, config["model"], device=device, **opts)
 
 
+def _iteration(checkpoint: Path):
+    try:
+        return torch.load(checkpoint, map_location="cpu", weights_only=False).get("iteration", "?")
+    except Exception:  # noqa: BLE001 (only for a message)
+        return "?"
+
+
 def load_run(run_dir, device="auto", checkpoint: str = "final.pt"):
     """(model in eval mode on device, resolved config) from a run folder."""
     run_dir = Path(run_dir)
     config = configs.read_run_config(run_dir)
     path = run_dir / checkpoint
     if not path.is_file():
-        path = run_dir / "last.pt"
-    if not path.is_file():
-        raise SeglibError(f"{run_dir}: no checkpoint (final.pt or last.pt); train first or pass the right --run")
+        if checkpoint == "final.pt" and (run_dir / "last.pt").is_file():
+            raise SeglibError(f"{run_dir}: unfinished (no final.pt, last.pt at iteration {_iteration(run_dir / 'last.pt')} of "
+                              f"{config['iterations']}); finish it with `python -m seglib train ... --resume`, or pass "
+                              "--checkpoint last.pt to score it as it is")
+        raise SeglibError(f"{path}: no such checkpoint; train first or pass the right --run")
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
         device = resolve_device(device)
@@ -160,6 +99,8 @@ def load_run(run_dir, device="auto", checkpoint: str = "final.pt"):
     except Exception as exc:  # noqa: BLE001 (any unreadable file: one line for the user)
         raise SeglibError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {str(exc)[:120]}); "
                           "retrain or point --run at another run") from None
+    if "iteration" in state and state["iteration"] < config["iterations"]:
+        note_once(f"{run_dir}: scoring an unfinished run ({path.name} at iteration {state['iteration']} of {config['iterations']})")
     model = model.to(device).eval()
     if config["channels_last"]:
         model = model.to(memory_format=torch.channels_last)

@@ -15,10 +15,11 @@ import nbformat
 from . import config as configs
 from .data import default_root
 from .errors import SeglibError
+from .paths import shipped
 from .plots import CLOSEUP_PATTERN, PREDICTIONS_PATTERN, predictions_figure_name
 from .train import stale_run_error
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS_DIR = shipped("notebooks")
 EXPLORATION, EXPERIMENT, BORDERS, RESULTS = ("01_data_exploration", "02_experiment", "03_lovasz_borders", "04_results")
 MULTI_SEED = ("deeplabv3plus_pretrained", "deeplabv3plus_pretrained_lovasz")  # Lovasz vs CE needs seeds
 HTML_TEMPLATE = Path(__file__).resolve().parent / "report.html.j2"  # lab's, with nothing fetched from the web

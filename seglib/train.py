@@ -28,17 +28,10 @@ from . import config as configs
 from . import metrics
 from .data import PascalPartDataset
 from .errors import SeglibError
-from .evaluate import (
-    autocast,
-    evaluate_dataset,
-    load_run,
-    precision_for,
-    predictor_from_config,
-    resolve_device,
-    training_memory_format,
-)
+from .evaluate import evaluate_dataset, load_run, predictor_from_config
 from .losses import build_loss
 from .models import build_model, normalization
+from .runtime import autocast, precision_for, resolve_device, training_memory_format
 from .transforms import TrainPreset
 
 
@@ -316,12 +309,14 @@ def rescore(config: dict, data_root, run_dir, progress: bool = True) -> dict:
     """Evaluate a finished run again under new evaluation settings (test-time flip or scales, eval
     size): the weights stay, config.yaml and metrics.json take the new settings and scores."""
     run_dir = Path(run_dir)
+    data_root = configs.run_data(run_dir, data_root, same=True)
     old = json.loads((run_dir / "metrics.json").read_text())
     model, _, _ = load_run(run_dir, config["device"])
     device = next(model.parameters()).device
     score = score_model(model, config, data_root, device, progress=progress)
-    score.update({k: old[k] for k in ("train_seconds", "device", "world_size", "precision", "channels_last") if k in old})
-    configs.save(config, run_dir / "config.yaml")
+    score.update({k: old[k] for k in ("train_seconds", "train_images", "device", "world_size", "precision", "channels_last")
+                  if k in old})
+    configs.save({**config, "data": str(Path(data_root).resolve())}, run_dir / "config.yaml")
     (run_dir / "metrics.json").write_text(json.dumps(score, indent=2))
     return score
 

@@ -49,10 +49,10 @@ def shared_root() -> Path:
 def native_bf16(request, monkeypatch) -> bool:
     """Both precision paths on any CPU: SEGLIB_NATIVE_BF16 hides native bf16 (0) or claims it (1),
     for this process and the command-line subprocesses it starts."""
-    from seglib import evaluate
+    from seglib import runtime
 
     monkeypatch.setenv("SEGLIB_NATIVE_BF16", request.param)
-    evaluate._SAID.clear()
+    runtime._SAID.clear()
     return request.param == "1"
 
 

@@ -7,7 +7,7 @@ from conftest import REPO
 from segmentation_models_pytorch.losses import LovaszLoss
 
 from seglib.errors import SeglibError
-from seglib.evaluate import autocast, has_dilated_depthwise_conv, training_memory_format
+from seglib.runtime import autocast, has_dilated_depthwise_conv, training_memory_format
 from seglib.losses import build_loss
 from seglib.models import MODELS, build_model, lite2_package_path, lite2_to_timm
 

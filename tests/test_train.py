@@ -184,12 +184,12 @@ def test_changed_evaluation_settings_score_a_finished_run_again(sample_root, tmp
 
 
 def test_bf16_falls_back_to_fp32_on_a_cpu_without_native_bf16(native_bf16, capsys):
-    from seglib import evaluate
+    from seglib import runtime
 
     config = configs.load("deeplabv3plus_scratch", "paper")
     assert config["precision_cpu"] == "bf16"
     for _ in range(3):  # said once, however often it is asked
-        assert evaluate.precision_for(config, torch.device("cpu")) == ("bf16" if native_bf16 else "fp32")
+        assert runtime.precision_for(config, torch.device("cpu")) == ("bf16" if native_bf16 else "fp32")
     out = capsys.readouterr()
     assert out.err == ""
     assert out.out.count("no native bf16") == (0 if native_bf16 else 1) and out.out.count("\n") == (0 if native_bf16 else 1)
@@ -199,3 +199,28 @@ def test_bench_times_the_settings_the_experiments_use():
     assert configs.settings_for_model("deeplabv3plus_r50-d8")["experiment"] == "deeplabv3plus_scratch"
     assert configs.settings_for_model("deeplabv3plus_r50-d8")["channels_last"] is False
     assert configs.settings_for_model("deeplabv3plus_lite2-d16")["precision_cpu"] == "fp32"
+
+
+def test_a_run_is_scored_on_the_data_it_records_and_an_unfinished_one_only_when_asked(sample_copy, sample_root, tmp_path):
+    run = tmp_path / "run"
+    proc = run_cli("train", "--experiment", "deeplabv3plus_pretrained", "--profile", "smoke", "--data", sample_copy,
+                   "--out", run, "--set", "iterations=2")
+    assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"] == str(sample_copy.resolve())
+    assert json.loads((run / "metrics.json").read_text())["train_images"] == 24
+    # no --data: the recorded folder, not SEGLIB_DATA or the embedded sample
+    (sample_copy / "val_id.txt").write_text("\n".join((sample_copy / "val_id.txt").read_text().split()[:2]))
+    proc = run_cli("evaluate", "--run", run, env={"SEGLIB_DATA": str(sample_root)})
+    assert proc.returncode == 0 and f"scored 2 val images of {sample_copy.resolve()}" in proc.stdout, proc.stderr
+    proc = run_cli("evaluate", "--run", run, "--data", sample_root)  # another folder: allowed, and said
+    assert proc.returncode == 0 and f"scored 12 val images of {sample_root.resolve()}" in proc.stdout
+    proc = run_cli("evaluate", "--run", run, "--update", "--data", sample_root)  # the run's own scores: refused
+    assert proc.returncode == 2 and "its scores are on" in proc.stderr and proc.stderr.count("\n") == 1
+    proc = run_cli("evaluate", "--run", run, "--update")
+    assert proc.returncode == 0 and json.loads((run / "metrics.json").read_text())["images"] == 2
+    # an unfinished run (final.pt missing) is refused unless its last checkpoint is named
+    (run / "final.pt").unlink()
+    proc = run_cli("evaluate", "--run", run)
+    assert proc.returncode == 2 and "unfinished" in proc.stderr and "--checkpoint last.pt" in proc.stderr
+    proc = run_cli("evaluate", "--run", run, "--checkpoint", "last.pt")
+    assert proc.returncode == 0 and "scoring an unfinished run" not in proc.stdout  # last.pt is at the final iteration

@@ -1,0 +1,139 @@
+"""Whole-image inference (resize short edge, pad to the stride, crop back, optional flip and
+multi-scale test-time augmentation with averaged probabilities) and split evaluation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from . import config as configs
+from . import metrics
+from .data import PascalPartDataset
+from .errors import SeglibError
+from .models import STRIDE, build_model, normalization
+from .runtime import autocast, note_once, precision_for, resolve_device
+
+
+class Predictor:
+    """probabilities(image) -> (C, H, W) softmax averaged over scales (and flips), at the image's size."""
+
+    def __init__(self, model, model_name: str, eval_size: int, scales=(1.0,), flip=False,
+                 device="cpu", precision="fp32", channels_last=True):
+        self.model, self.eval_size, self.scales, self.flip = model.eval(), eval_size, tuple(scales), flip
+        self.device, self.precision = torch.device(device), precision
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        mean, std = normalization(model_name)
+        self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x = F.pad(x, (0, -w % STRIDE, 0, -h % STRIDE))  # pad right/bottom, then crop back
+        with autocast(self.device, self.precision):
+            out = self.model(x.contiguous(memory_format=self.memory_format))
+        return out[..., :h, :w].float()
+
+    @torch.inference_mode()
+    def probabilities(self, image) -> torch.Tensor:
+        image = (image if isinstance(image, torch.Tensor) else torch.from_numpy(np.asarray(image))).to(self.device)
+        x = image.permute(2, 0, 1)[None].float().div_(255).sub_(self.mean).div_(self.std)
+        height, width = x.shape[-2:]
+        total = 0
+        for scale in self.scales:
+            short = max(STRIDE, round(self.eval_size * scale))
+            factor = short / min(height, width)
+            size = (max(1, round(height * factor)), max(1, round(width * factor)))
+            xs = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=factor < 1)
+            batch = torch.cat([xs, xs.flip(-1)]) if self.flip else xs
+            logits = self._logits(batch)
+            logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+            probs = logits.softmax(1)
+            total = total + probs[0] + (probs[1].flip(-1) if self.flip else 0)
+        return total / (len(self.scales) * (2 if self.flip else 1))
+
+    def predict(self, image) -> np.ndarray:
+        return self.probabilities(image).argmax(0).cpu().numpy().astype(np.uint8)
+
+
+def eval_size(config: dict) -> int:
+    """The short edge at evaluation: eval_size, else the training short edge (train_size, else crop_size)."""
+    return config["eval_size"] or config.get("train_size") or config["crop_size"]
+
+
+def predictor_from_config(model, config: dict, device, **overrides) -> Predictor:
+    opts = {"eval_size": eval_size(config), "scales": config["eval_scales"], "flip": config["eval_flip"],
+            "precision": precision_for(config, torch.device(device)), "channels_last": config["channels_last"]}
+    opts.update(overrides)
+    return Predictor(model, config["model"], device=device, **opts)
+
+
+def load_run(run_dir, device="auto", checkpoint: str = "final.pt"):
+    """(model in eval mode on device, resolved config) from a run folder."""
+    run_dir = Path(run_dir)
+    config = configs.read_run_config(run_dir)
+    path = run_dir / checkpoint
+    if not path.is_file():
+        path = run_dir / "last.pt"
+    if not path.is_file():
+        raise SeglibError(f"{run_dir}: no checkpoint (final.pt or last.pt); train first or pass the right --run")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        device = resolve_device(device)
+        model = build_model(config["model"], state["num_classes"])
+        model.load_state_dict(state["model"])
+    except SeglibError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (any unreadable file: one line for the user)
+        raise SeglibError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {str(exc)[:120]}); "
+                          "retrain or point --run at another run") from None
+    model = model.to(device).eval()
+    if config["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    return model, config, state["class_names"]
+
+
+def evaluate_dataset(predictor: Predictor, dataset: PascalPartDataset, max_images=None, boundary=False,
+                     progress=True, num_workers=2, indices=None) -> dict:
+    """Accumulate the confusion matrix (and, with boundary=True, boundary counts) over a split (its
+    first max_images, or the given indices). Under torch.distributed each rank takes every
+    world_size-th image and the counts are summed on the model's device (NCCL takes no CPU tensors).
+    The global RNG is left alone, so evaluating during training does not change the training."""
+    if indices is None:
+        indices = range(len(dataset) if max_images is None else min(len(dataset), max_images))
+    indices = list(indices)
+    n = len(indices)
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    subset = torch.utils.data.Subset(dataset, indices[rank::world])
+    loader = torch.utils.data.DataLoader(subset, batch_size=None, num_workers=num_workers,
+                                         generator=torch.Generator().manual_seed(0))
+    c = dataset.num_classes
+    conf = np.zeros((c, c), np.int64)
+    b_inter, b_union = np.zeros(c, np.int64), np.zeros(c, np.int64)
+    f_counts, perimeters = np.zeros((c, 4), np.int64), np.zeros((c, 2), np.int64)
+    for image, mask in tqdm(loader, desc=f"evaluate {dataset.split}", disable=not progress or rank > 0,
+                            mininterval=5, dynamic_ncols=False, ncols=90):
+        pred = predictor.probabilities(image).argmax(0)
+        conf += metrics.confusion_matrix(pred, mask.to(pred.device), c)
+        if boundary:
+            pred_np, mask_np = pred.cpu().numpy(), mask.numpy()
+            inter, union = metrics.boundary_counts(pred_np, mask_np, c)
+            b_inter += inter
+            b_union += union
+            f_counts += metrics.boundary_f_counts(pred_np, mask_np, c)
+            perimeters += metrics.perimeter_counts(pred_np, mask_np, c)
+    if world > 1:
+        for array in (conf, b_inter, b_union, f_counts, perimeters):
+            t = torch.from_numpy(array).to(predictor.device)
+            dist.all_reduce(t)
+            array[...] = t.cpu().numpy()
+    result = {"confusion": conf, "images": n}
+    if boundary:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            result["boundary_iou"] = np.where(b_union > 0, b_inter / np.maximum(b_union, 1), np.nan)
+            result["perimeter_ratio"] = np.where(perimeters[:, 1] > 0, perimeters[:, 0] / np.maximum(perimeters[:, 1], 1), np.nan)
+        result["boundary_f"] = metrics.boundary_f_score(f_counts)
+    return result

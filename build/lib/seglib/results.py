@@ -1,0 +1,288 @@
+"""Run folders -> tables: per-class tables in the report's form, the combined table beside the
+course report's own numbers, results/summary.csv rows, and the boundary analysis of several runs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from . import config as configs
+from .config import is_complete
+from .data import REPORT_ORDER, PascalPartDataset, report_order
+from .errors import SeglibError
+from .evaluate import load_run, predictor_from_config
+from .train import score_model
+
+TITLES = {
+    "fcn_unet_scratch": "FCN+U-Net (scratch)",
+    "deeplabv3plus_scratch": "DeepLabv3+ R50 (scratch)",
+    "deeplabv3plus_pretrained": "DeepLabv3+ pretrained",
+    "deeplabv3plus_pretrained_lovasz": "DeepLabv3+ pretrained + Lovász",
+}
+ENCODERS = {"fcn_unet_s5-d16": "U-Net s5", "deeplabv3plus_r50-d8": "ResNet-50", "deeplabv3plus_lite2-d16": "EfficientNet-Lite2"}
+
+
+def course_report() -> dict:
+    return yaml.safe_load((configs.EXPERIMENTS_DIR / "course_report.yaml").read_text())
+
+
+def find_runs(runs_root) -> list[Path]:
+    """Complete run folders under runs_root, in the report's experiment order, then by profile (so a
+    profile's seeds stay together), then by seed."""
+    order = {name: i for i, name in enumerate(configs.EXPERIMENTS)}
+    keyed = []
+    for run in (p for p in Path(runs_root).glob("*") if is_complete(p)):
+        config = configs.read_run_config(run)  # read once per run, not once per sort-key part
+        keyed.append(((order.get(config["experiment"], len(order)), config["profile"], config["seed"], run.name), run))
+    return [run for _, run in sorted(keyed)]
+
+
+def main_profile(summary_df: pd.DataFrame, profile: str | None = None) -> str | None:
+    """The study's profile: the one given, else the one most runs used. Runs of other profiles
+    (say one longer cpu512 run beside a cpu study) get their own rows, labelled with their profile."""
+    if profile is not None or summary_df.empty:
+        return profile
+    return summary_df.profile.value_counts().index[0]
+
+
+def title(experiment: str, profile: str, main: str | None) -> str:
+    return TITLES[experiment] if profile == main or main is None else f"{TITLES[experiment]} [{profile}]"
+
+
+def groups(summary_df: pd.DataFrame, main: str | None = None) -> list[tuple[str, str, pd.DataFrame]]:
+    """(experiment, profile, its runs) in the report's order; per experiment the main profile first."""
+    out = []
+    for experiment in configs.EXPERIMENTS:
+        runs = summary_df[summary_df.experiment == experiment]
+        for profile in sorted(runs.profile.unique(), key=lambda p: (p != main, p)):
+            out.append((experiment, profile, runs[runs.profile == profile]))
+    return out
+
+
+def read_metrics(run_dir) -> dict:
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+def per_class_table(score: dict) -> pd.DataFrame:
+    """The report's table: Class | IoU | Acc, mean row first, classes in the report's order."""
+    names = list(score["per_class"])
+    names = [names[i] for i in report_order(names)]
+    rows = [("mean", score["mIoU"], score["mAcc"])] + [(n, score["per_class"][n]["IoU"], score["per_class"][n]["Acc"]) for n in names]
+    return pd.DataFrame(rows, columns=["Class", "IoU", "Acc"]).set_index("Class").round(2)
+
+
+def summary_row(run_dir) -> dict:
+    """One results/summary.csv row."""
+    config, score = configs.read_run_config(run_dir), read_metrics(run_dir)
+    row = {
+        "experiment": config["experiment"], "profile": config["profile"], "encoder": ENCODERS.get(config["model"], config["model"]),
+        "weights": config["weights"] or "scratch", "loss": config["loss"], "seed": config["seed"],
+        "iterations": config["iterations"], "crop": config["crop_size"],
+        "train_size": config.get("train_size") or config["crop_size"], "device": score.get("device"),
+        "precision": score.get("precision"), "eval_flip": config["eval_flip"],
+        "eval_scales": " ".join(str(s) for s in config["eval_scales"]), "scale_range": "-".join(str(s) for s in config["scale_range"]),
+        "train_seconds": score.get("train_seconds"), "val_images": score.get("images"),
+        "mIoU": round(score["mIoU"], 2), "mAcc": round(score["mAcc"], 2), "aAcc": round(score["aAcc"], 2),
+    }
+    for name in REPORT_ORDER:
+        if name in score["per_class"]:
+            row[f"IoU {name}"] = round(score["per_class"][name]["IoU"], 2)
+            row[f"Acc {name}"] = round(score["per_class"][name]["Acc"], 2)
+    return row
+
+
+def summary(runs) -> pd.DataFrame:
+    return pd.DataFrame([summary_row(r) for r in runs])
+
+
+def combined_table(summary_df: pd.DataFrame, main: str | None = None) -> pd.DataFrame:
+    """mIoU / mAcc / aAcc per experiment and profile (ours: mean ± std over seeds) beside the course
+    report's own."""
+    theirs, main = course_report(), main_profile(summary_df, main)
+    rows = []
+    for experiment, profile, runs in groups(summary_df, main):
+        fmt = lambda s: f"{s.mean():.2f}" if len(s) == 1 else f"{s.mean():.2f} ± {s.std():.2f}"
+        rows.append({
+            "experiment": title(experiment, profile, main), "encoder": runs.encoder.iloc[0],
+            "crop": runs.crop.iloc[0], "short edge": runs.train_size.iloc[0], "iterations": runs.iterations.iloc[0],
+            "seeds": len(runs),
+            "mIoU": fmt(runs.mIoU), "mAcc": fmt(runs.mAcc), "aAcc": fmt(runs.aAcc),
+            "course report mIoU": theirs[experiment]["mIoU"], "course report mAcc": theirs[experiment]["mAcc"],
+        })
+    return pd.DataFrame(rows).set_index("experiment")
+
+
+def per_class_iou(summary_df: pd.DataFrame, stat: str = "mean", main: str | None = None) -> pd.DataFrame:
+    """Rows classes (report order), columns experiments (and other profiles): per-class IoU over seeds."""
+    cols = [c for c in summary_df.columns if c.startswith("IoU ")]
+    main = main_profile(summary_df, main)
+    table = pd.DataFrame({title(e, p, main): runs[cols].agg(stat) for e, p, runs in groups(summary_df, main)})
+    table.index = [c[4:] for c in table.index]
+    return table
+
+
+def pretraining_gain(summary_df: pd.DataFrame, main: str | None = None) -> pd.DataFrame | None:
+    """Per-class IoU of DeepLabv3+ scratch vs pretrained (CE, main profile) and the gain, as the report discussed."""
+    table = per_class_iou(summary_df, main=main)
+    a, b = TITLES["deeplabv3plus_scratch"], TITLES["deeplabv3plus_pretrained"]
+    if a not in table or b not in table:
+        return None
+    out = table[[a, b]].copy()
+    out["gain"] = out[b] - out[a]
+    return out.round(2)
+
+
+def boundary_scores(run_dir, data_root, split="val", max_images=None, device="auto") -> dict:
+    """Boundary IoU, boundary F-score and perimeter ratio per class for one run (percent / ratio):
+    those its evaluation stored in metrics.json when it scored this split with its own settings,
+    else measured now by the same evaluation (train.score_model) on the split asked for."""
+    config = configs.read_run_config(run_dir)
+    measures = read_metrics(run_dir).get("boundary")
+    if not (measures and split == config["val_split"] and max_images in (None, config["max_eval_images"])):
+        model, config, _ = load_run(run_dir, device)
+        limit = max_images if max_images is not None else config["max_eval_images"]
+        measures = score_model(model, {**config, "val_split": split, "max_eval_images": limit}, data_root,
+                               next(model.parameters()).device)["boundary"]
+    return {"experiment": config["experiment"], "seed": config["seed"], **measures}
+
+
+def boundary_table(results: list[dict], measure: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(mean, std) over seeds: rows classes + 'mean' (the class average), columns experiment titles."""
+    frame = pd.DataFrame([{"experiment": r["experiment"], "seed": r["seed"], **r[measure]} for r in results])
+    classes = [n for n in REPORT_ORDER if n in frame.columns]
+    frame["mean"] = frame[classes].mean(axis=1)
+    grouped = frame.groupby("experiment")[classes + ["mean"]]
+    mean, std = grouped.mean().T, grouped.std().T
+    mean.columns = std.columns = [TITLES.get(e, e) for e in mean.columns]
+    return mean, std
+
+
+def mean_std_strings(mean: pd.DataFrame, std: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """'12.34 ± 0.56' cells (std left out where there is one seed) for compact tables."""
+    fmt = lambda m, s: f"{m:.{digits}f}" if pd.isna(s) else f"{m:.{digits}f} ± {s:.{digits}f}"
+    return pd.DataFrame({c: [fmt(m, s) for m, s in zip(mean[c], std[c])] for c in mean.columns}, index=mean.index)
+
+
+def notebook_display() -> None:
+    """Pandas tables as LaTeX too, so the PDF report shows real tables instead of wrapped text; a table
+    wider than the page is scaled down to fit instead of running off its edge."""
+    pd.set_option("styler.render.repr", "latex")
+    pd.set_option("styler.format.precision", 2)
+    pd.set_option("styler.latex.hrules", True)
+    pd.set_option("styler.format.escape", "latex")
+    pd.set_option("display.precision", 2)
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:  # type printers take precedence over DataFrame._repr_latex_
+        shell.display_formatter.formatters["text/latex"].for_type(pd.DataFrame, latex_fitting_the_page)
+
+
+def latex_fitting_the_page(frame: pd.DataFrame) -> str:
+    """The frame as DataFrame.to_latex writes it (the styler.* options apply), in an adjustbox no wider
+    than the text; nbconvert's LaTeX template loads adjustbox."""
+    return "\\begin{adjustbox}{max width=\\linewidth}\n" + frame.to_latex() + "\\end{adjustbox}\n"
+
+
+def gap_vs_noise(values_a, values_b) -> dict:
+    """Two groups of per-seed values: difference of means (b - a) and each group's seed-to-seed standard
+    deviation. The gap counts as real only beyond twice the larger deviation (the only one, where a group
+    has a single seed); with one seed in each group there is no noise estimate and no claim."""
+    a, b = np.asarray(values_a, dtype=float), np.asarray(values_b, dtype=float)
+    mean_a, mean_b = (float(v.mean()) if v.size else float("nan") for v in (a, b))
+    std_a, std_b = (float(v.std(ddof=1)) if v.size > 1 else float("nan") for v in (a, b))
+    finite = [s for s in (std_a, std_b) if np.isfinite(s)]
+    noise = max(finite) if finite else float("nan")
+    diff = mean_b - mean_a
+    return {"mean_a": mean_a, "mean_b": mean_b, "std_a": std_a, "std_b": std_b, "noise": noise, "difference": diff,
+            "seeds_a": int(a.size), "seeds_b": int(b.size), "exceeds_noise": bool(np.isfinite(noise) and abs(diff) > 2 * noise)}
+
+
+def gap_verdict(gap: dict, digits: int = 2) -> str:
+    """gap_vs_noise in words, worded alike by the compare command and the notebooks."""
+    if not np.isfinite(gap["noise"]):
+        return "cannot be judged: one seed per group, so no seed-to-seed variation to judge it by"
+    word = "exceeds" if gap["exceeds_noise"] else "is within"
+    return f"{word} seed-to-seed variation (2 x {gap['noise']:.{digits}f})"
+
+
+def difference_vs_noise(results: list[dict], measure: str, a: str, b: str) -> dict:
+    """Mean over classes of measure for runs of experiments a and b, compared with gap_vs_noise."""
+    vals = {e: [np.nanmean(list(r[measure].values())) for r in results if r["experiment"] == e] for e in (a, b)}
+    return {"a": a, "b": b, **gap_vs_noise(vals[a], vals[b])}
+
+
+# summary columns that must agree between runs compared by one setting: the same schedule and test protocol
+SCHEDULE_COLUMNS = ("encoder", "weights", "loss", "precision", "iterations", "crop", "train_size", "scale_range", "eval_flip",
+                    "eval_scales", "val_images")
+
+
+def compare_by(summary_df: pd.DataFrame, column: str, metric: str = "mIoU") -> tuple[pd.DataFrame, dict | None]:
+    """Runs grouped by one setting (say precision): per group the seeds, mean and std of metric and the mean
+    training time; with two groups also gap_vs_noise between them. Runs that differ in another schedule
+    column are refused, since the comparison would mix two effects."""
+    for name in (column, metric):
+        if name not in summary_df:
+            raise SeglibError(f"unknown summary column {name!r}; choose from: {', '.join(summary_df.columns)}")
+    for other in SCHEDULE_COLUMNS:
+        if other != column and other in summary_df and summary_df[other].nunique(dropna=False) > 1:
+            raise SeglibError(f"the runs differ in {other} ({', '.join(map(str, summary_df[other].unique()))}) besides "
+                              f"{column}; compare runs with the same schedule")
+    groups = summary_df.groupby(column, sort=False)
+    table = pd.DataFrame({
+        "runs": groups.size(), "seeds": groups.seed.agg(lambda s: " ".join(map(str, sorted(s)))),
+        f"{metric} mean": groups[metric].mean(), f"{metric} std": groups[metric].std(),
+        "train seconds mean": groups.train_seconds.mean(),
+    }).round(2)
+    values = [g[metric].to_numpy() for _, g in groups]
+    return table, ({"a": table.index[0], "b": table.index[1], **gap_vs_noise(*values)} if len(values) == 2 else None)
+
+
+def schedule_caption(runs: pd.DataFrame) -> str:
+    """'crop 256 of images resized to short edge 512, 2000 iterations' for one group's runs."""
+    crop, short, iterations = runs.crop.iloc[0], runs.train_size.iloc[0], runs.iterations.iloc[0]
+    resized = f" of images resized to short edge {short}" if short != crop else ""
+    return f"crop {crop}{resized}, {iterations} iterations"
+
+
+def experiment_table(runs: pd.DataFrame, experiment: str) -> pd.DataFrame:
+    """The report's per-class table for one experiment's runs (one group of groups(); mean over its seeds)
+    beside the course report's."""
+    theirs = course_report()[experiment]
+    rows = [("mean", runs.mIoU.mean(), runs.mAcc.mean(), theirs["mIoU"], theirs["mAcc"])]
+    for name in REPORT_ORDER:
+        if f"IoU {name}" in runs:
+            rows.append((name, runs[f"IoU {name}"].mean(), runs[f"Acc {name}"].mean(),
+                         theirs["per_class"][name]["IoU"], theirs["per_class"][name]["Acc"]))
+    return pd.DataFrame(rows, columns=["Class", "IoU (ours)", "Acc (ours)", "IoU (course report)",
+                                       "Acc (course report)"]).set_index("Class").round(2)
+
+
+def predictions(run_dirs: dict, dataset: PascalPartDataset, indices, device="auto") -> dict[str, list]:
+    """{label: [predicted mask per index]} for each run, with each run's own test-time settings."""
+    out = {}
+    for label, run_dir in run_dirs.items():
+        model, config, _ = load_run(run_dir, device)
+        predictor = predictor_from_config(model, config, next(model.parameters()).device)
+        out[label] = [predictor.predict(dataset.load(i)[0]) for i in indices]
+    return out
+
+
+def first_seed_runs(runs) -> dict[str, Path]:
+    """{experiment: run folder of its lowest seed}, in the report's order."""
+    chosen = {}
+    for run in runs:
+        chosen.setdefault(configs.read_run_config(run)["experiment"], run)
+    return chosen
+
+
+def first_seed_runs_by_title(runs, summary_df: pd.DataFrame, main: str) -> dict[str, Path]:
+    """{title: run folder of its lowest seed} per group of groups(): the main profile's first, then those
+    of other profiles (Figure 5's columns). summary_df is summary(runs), row i describing runs[i]."""
+    ordered = sorted(groups(summary_df, main), key=lambda group: group[1] != main)  # stable: report order kept
+    return {title(e, p, main): runs[g.index[0]] for e, p, g in ordered}
