@@ -1,5 +1,6 @@
 # make report            the whole study on the embedded sample (smoke profile, CPU, minutes) -> output/smoke/report/
 # make report PROFILE=cpu DATA=../shared/data/pascal-part OUT=.   the real runs -> report/, figures/, results/
+# make rerender          the committed report from results/ alone (no training)
 # make test              the test suite
 PYTHON ?= python3
 VENV := .venv
@@ -10,15 +11,19 @@ SEEDS ?= 0 1
 OUT ?= output/$(PROFILE)
 FORCE ?=
 EXTRA ?=
+EXPERIMENTS ?=
 DEVICE ?= auto
 
-.PHONY: setup report test pdf-deps lab clean
+.PHONY: setup report rerender test pdf-deps lab clean
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
-	touch $@
+# pip's own output goes to a log (its warnings are the machine's, not ours); a failure shows its tail
+$(VENV)/.installed: pyproject.toml setup.py
+	@echo "[setup] creating $(VENV) and installing seglib and its dependencies (minutes, once; log: $(VENV)/install.log)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --upgrade pip > $(VENV)/install.log 2>&1 || (tail -20 $(VENV)/install.log; exit 1)
+	@$(PY) -m pip install -e '.[test]' >> $(VENV)/install.log 2>&1 || (tail -20 $(VENV)/install.log; exit 1)
+	@touch $@
+	@echo "[setup] done"
 
 setup: $(VENV)/.installed
 
@@ -33,7 +38,12 @@ pdf-deps:
 	else echo "xelatex/pandoc missing and no root: the report will be HTML only (see README)"; fi
 
 report: setup pdf-deps
-	$(PY) -m seglib pipeline --profile $(PROFILE) --data $(DATA) --out $(OUT) --seeds $(SEEDS) --device $(DEVICE) $(if $(FORCE),--force,) $(if $(EXTRA),--extra $(EXTRA),)
+	$(PY) -m seglib pipeline --profile $(PROFILE) --data $(DATA) --out $(OUT) --seeds $(SEEDS) --device $(DEVICE) $(if $(FORCE),--force,) $(if $(EXTRA),--extra $(EXTRA),) $(if $(EXPERIMENTS),--experiments $(EXPERIMENTS),)
+
+# the committed report again from results/ alone: no training, no checkpoint (DATA=... where the
+# photos are, if not in the folder the runs recorded)
+rerender: setup pdf-deps
+	$(PY) -m seglib pipeline --from-records --out . $(if $(filter-out data/sample,$(DATA)),--data $(DATA),)
 
 test: setup pdf-deps
 	$(PY) -m pytest -q

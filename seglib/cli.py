@@ -25,10 +25,11 @@ def _print_scores(score: dict) -> None:
 def cmd_train(args):
     from . import config as configs
     from .data import default_root
+    from .paths import run_name
     from .train import train
 
     config = configs.load(args.experiment, args.profile, configs.parse_overrides(args.set))
-    out = args.out or Path("runs") / f"{args.experiment}-{args.profile}-seed{config['seed']}"
+    out = args.out or Path("runs") / run_name(args.experiment, args.profile, config["seed"])
     score = train(config, args.data or default_root(), out, resume=args.resume)
     _print_scores(score)
     print(f"run folder: {out}")
@@ -123,7 +124,8 @@ def cmd_pipeline(args):
     from .pipeline import run_pipeline
 
     run_pipeline(profile=args.profile, data=args.data, out=args.out, seeds=args.seeds, force=args.force,
-                 only=args.only, formats=args.formats, device=args.device, extra=args.extra)
+                 only=args.only, formats=args.formats, device=args.device, extra=args.extra, from_records=args.from_records,
+                 experiments=args.experiments)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extra", nargs="*", default=[], metavar="EXPERIMENT@PROFILE[:SEEDS]",
                    help="runs beside the study, with rows of their own, e.g. deeplabv3plus_pretrained@cpu512 "
                         "(first seed) or deeplabv3plus_pretrained@cpu512:2 (first two seeds)")
+    p.add_argument("--experiments", nargs="*", default=None, metavar="EXPERIMENT",
+                   help="the experiments run under --profile (default all); others can join with --extra under another profile")
+    p.add_argument("--from-records", action="store_true",
+                   help="render the report from OUT/results (summary.csv and runs/ records) alone: no training, no checkpoint")
     p.set_defaults(func=cmd_pipeline)
     return parser
 

@@ -92,7 +92,7 @@ def load_run(run_dir, device="auto", checkpoint: str = "final.pt"):
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
         device = resolve_device(device)
-        model = build_model(config["model"], state["num_classes"])
+        model = build_model(config["model"], state["num_classes"], hierarchy=config.get("hierarchy_weight", 0) > 0)
         model.load_state_dict(state["model"])
     except SeglibError:
         raise
@@ -105,6 +105,15 @@ def load_run(run_dir, device="auto", checkpoint: str = "final.pt"):
     if config["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     return model, config, state["class_names"]
+
+
+def sum_across_ranks(arrays, device) -> None:
+    """Sum numpy count arrays over the ranks in place, reducing on the model's device: NCCL (CUDA) takes
+    no CPU tensors, gloo takes both."""
+    for array in arrays:
+        t = torch.from_numpy(array).to(device)
+        dist.all_reduce(t)
+        array[...] = t.cpu().numpy()
 
 
 def evaluate_dataset(predictor: Predictor, dataset: PascalPartDataset, max_images=None, boundary=False,
@@ -124,7 +133,8 @@ def evaluate_dataset(predictor: Predictor, dataset: PascalPartDataset, max_image
     c = dataset.num_classes
     conf = np.zeros((c, c), np.int64)
     b_inter, b_union = np.zeros(c, np.int64), np.zeros(c, np.int64)
-    f_counts, perimeters = np.zeros((c, 4), np.int64), np.zeros((c, 2), np.int64)
+    f_counts = np.zeros((c, 4), np.int64)
+    rough_logs, rough_n = np.zeros(c, np.float64), np.zeros(c, np.int64)
     for image, mask in tqdm(loader, desc=f"evaluate {dataset.split}", disable=not progress or rank > 0,
                             mininterval=5, dynamic_ncols=False, ncols=90):
         pred = predictor.probabilities(image).argmax(0)
@@ -135,16 +145,16 @@ def evaluate_dataset(predictor: Predictor, dataset: PascalPartDataset, max_image
             b_inter += inter
             b_union += union
             f_counts += metrics.boundary_f_counts(pred_np, mask_np, c)
-            perimeters += metrics.perimeter_counts(pred_np, mask_np, c)
+            rough = metrics.roughness_ratio(pred_np, mask_np, c)
+            seen = np.isfinite(rough)
+            rough_logs[seen] += np.log(rough[seen])
+            rough_n += seen
     if world > 1:
-        for array in (conf, b_inter, b_union, f_counts, perimeters):
-            t = torch.from_numpy(array).to(predictor.device)
-            dist.all_reduce(t)
-            array[...] = t.cpu().numpy()
+        sum_across_ranks((conf, b_inter, b_union, f_counts, rough_logs, rough_n), predictor.device)
     result = {"confusion": conf, "images": n}
     if boundary:
         with np.errstate(divide="ignore", invalid="ignore"):
             result["boundary_iou"] = np.where(b_union > 0, b_inter / np.maximum(b_union, 1), np.nan)
-            result["perimeter_ratio"] = np.where(perimeters[:, 1] > 0, perimeters[:, 0] / np.maximum(perimeters[:, 1], 1), np.nan)
+        result["roughness"] = metrics.geometric_mean(rough_logs, rough_n)
         result["boundary_f"] = metrics.boundary_f_score(f_counts)
     return result

@@ -9,6 +9,10 @@ from .data import IGNORE_INDEX
 from .errors import SeglibError
 
 LOSSES = ("ce", "lovasz", "ce+lovasz")
+# The body hierarchy of human parsing (Hierarchical Human Parsing, Wang et al. CVPR 2020): parts ->
+# upper / lower body -> person. Parts are matched by the readable names of classes.txt.
+UPPER_BODY = ("head", "torso", "upper-arms", "lower-arms")
+LOWER_BODY = ("upper-legs", "lower-legs")
 
 
 class LovaszSoftmax(nn.Module):
@@ -42,3 +46,32 @@ def build_loss(name: str, ignore_index: int = IGNORE_INDEX) -> nn.Module:
     if name == "ce+lovasz":
         return SumOfLosses(ce(), LovaszSoftmax(ignore_index))
     raise SeglibError(f"unknown loss {name!r}; choose one of: {', '.join(LOSSES)}")
+
+
+def hierarchy_luts(class_names: list[str], ignore_index: int = IGNORE_INDEX) -> dict[str, torch.Tensor]:
+    """Lookup tables from a part mask's values to the coarse levels' labels: "full_body" (0 background,
+    1 person) and "half_body" (0 background, 1 upper body, 2 lower body); the ignore label stays ignored."""
+    unknown = [n for n in class_names[1:] if n not in UPPER_BODY + LOWER_BODY]
+    if class_names[0] != "background" or unknown:
+        raise SeglibError(f"the body hierarchy needs the report's classes (background first, then "
+                          f"{', '.join(UPPER_BODY + LOWER_BODY)}); got {', '.join(unknown or class_names[:1])}")
+    full, half = torch.full((256,), ignore_index, dtype=torch.long), torch.full((256,), ignore_index, dtype=torch.long)
+    for index, name in enumerate(class_names):
+        full[index] = int(index != 0)
+        half[index] = 0 if index == 0 else (1 if name in UPPER_BODY else 2)
+    return {"full_body": full, "half_body": half}
+
+
+class HierarchyLoss(nn.Module):
+    """Cross-entropy of the full-body and half-body heads against labels derived from the part mask, summed."""
+
+    def __init__(self, class_names: list[str], ignore_index: int = IGNORE_INDEX):
+        super().__init__()
+        self.ignore_index = ignore_index
+        for level, lut in hierarchy_luts(class_names, ignore_index).items():
+            self.register_buffer(f"lut_{level}", lut, persistent=False)
+
+    def forward(self, coarse: dict, target: torch.Tensor) -> torch.Tensor:
+        return sum(nn.functional.cross_entropy(logits.float(), getattr(self, f"lut_{level}").to(target.device)[target],
+                                               ignore_index=self.ignore_index)
+                   for level, logits in coarse.items())

@@ -1,5 +1,7 @@
 """The report's models. build_model(name) is the factory; in train mode the models return
-(logits, aux_logits), in eval mode logits, both at the input's size.
+(logits, aux_logits), in eval mode logits, both at the input's size. With hierarchy=True a DeepLabv3+
+also returns, in training only, {"full_body": 2-class, "half_body": 3-class} logits of the coarse body levels
+(Hierarchical Human Parsing's baseline: small heads on the decoder features, dropped at test time).
 
 - fcn_unet_s5-d16: MMSegmentation's config of that name, written here (SMP's Unet differs).
 - deeplabv3plus_r50-d8: SMP's ResNet-50 and DeepLabv3+ decoder at output stride 8 with MMSeg's 512
@@ -106,7 +108,8 @@ class DeepLabV3PlusAux(nn.Module):
     """SMP DeepLabv3+ (separable ASPP at aspp_rates(output_stride) + image pooling, dropout 0.1,
     48-channel low-level skip) with an FCN auxiliary head (256 channels) on the second-deepest stage."""
 
-    def __init__(self, encoder_name: str, num_classes: int, output_stride: int = 8, channels: int = 512):
+    def __init__(self, encoder_name: str, num_classes: int, output_stride: int = 8, channels: int = 512,
+                 hierarchy: bool = False):
         super().__init__()
         import segmentation_models_pytorch as smp
 
@@ -115,14 +118,26 @@ class DeepLabV3PlusAux(nn.Module):
                                      decoder_aspp_separable=True, decoder_aspp_dropout=0.1, classes=num_classes)
         aux_in = self.net.encoder.out_channels[-2]
         self.aux_head = FCNHead(aux_in, 256, num_classes)
+        # full body (background / person) and half body (background / upper / lower): 1x1 classifiers on the
+        # decoder's stride-4 features, trained with the parts and unused at inference (no extra test-time cost)
+        self.coarse_heads = None
+        if hierarchy:
+            self.coarse_heads = nn.ModuleDict({"full_body": nn.Conv2d(channels, 2, 1),
+                                               "half_body": nn.Conv2d(channels, 3, 1)})
 
     def forward(self, x):
         features = self.net.encoder(x)
-        logits = self.net.segmentation_head(self.net.decoder(features))
+        decoded = self.net.decoder(features)
+        logits = self.net.segmentation_head(decoded)
         if not self.training:
             return logits
-        aux = F.interpolate(self.aux_head(features[-2]), size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return logits, aux
+        size = x.shape[-2:]
+        aux = F.interpolate(self.aux_head(features[-2]), size=size, mode="bilinear", align_corners=False)
+        if self.coarse_heads is None:
+            return logits, aux
+        coarse = {k: F.interpolate(head(decoded), size=size, mode="bilinear", align_corners=False)
+                  for k, head in self.coarse_heads.items()}
+        return logits, aux, coarse
 
 
 def lite2_package_path() -> Path:
@@ -201,14 +216,16 @@ def load_encoder_weights(model: nn.Module, name: str, weights: str) -> None:
         raise SeglibError(f"{path}: does not fit the {SMP_ENCODERS[name]} encoder ({first}); {alternatives}") from None
 
 
-def build_model(name: str, num_classes: int = 7, encoder_weights: str | None = None) -> nn.Module:
+def build_model(name: str, num_classes: int = 7, encoder_weights: str | None = None, hierarchy: bool = False) -> nn.Module:
     if name == "fcn_unet_s5-d16":
         if encoder_weights:
             raise SeglibError("fcn_unet_s5-d16 is trained from scratch; use weights=null")
+        if hierarchy:
+            raise SeglibError("hierarchy heads sit on a DeepLabv3+ decoder; use hierarchy_weight=0 with fcn_unet_s5-d16")
         return FCNUNet(num_classes)
     if name not in SMP_ENCODERS:
         raise SeglibError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
-    model = DeepLabV3PlusAux(SMP_ENCODERS[name], num_classes, *DEEPLAB_SHAPES[name])
+    model = DeepLabV3PlusAux(SMP_ENCODERS[name], num_classes, *DEEPLAB_SHAPES[name], hierarchy=hierarchy)
     if encoder_weights:
         load_encoder_weights(model, name, encoder_weights)
     return model

@@ -1,11 +1,14 @@
-"""The whole study for one profile and data folder: run the numbered notebooks with papermill
-(data exploration, the four experiments, the Lovasz border analysis, the results), then render
-the executed notebooks into one report, HTML (images embedded, reads offline) and PDF (xelatex).
+"""The whole study for one profile and data folder: train each run through its notebook (papermill),
+export each finished run's small records to results/runs/, write results/summary.csv, then execute the
+report notebook on those records and render it as a paper, HTML (images embedded, reads offline) and
+PDF (xelatex). from_records=True skips the training: it renders the report from results/ alone, as
+committed, with no checkpoint.
 
 Layout under OUT: runs/ (run folders), executed/ (executed notebooks), figures/, results/, report/.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -13,15 +16,19 @@ from pathlib import Path
 import nbformat
 
 from . import config as configs
-from .data import default_root
+from . import records
+from .data import PascalPartDataset, default_root
 from .errors import SeglibError
-from .paths import shipped
-from .plots import CLOSEUP_PATTERN, PREDICTIONS_PATTERN, predictions_figure_name
+from .paths import run_name, shipped
+from .plots import CLOSEUP_PATTERN, PREDICTIONS_PATTERN
+from .results import summary
 from .train import stale_run_error
 
 NOTEBOOKS_DIR = shipped("notebooks")
-EXPLORATION, EXPERIMENT, BORDERS, RESULTS = ("01_data_exploration", "02_experiment", "03_lovasz_borders", "04_results")
-MULTI_SEED = ("deeplabv3plus_pretrained", "deeplabv3plus_pretrained_lovasz")  # Lovasz vs CE needs seeds
+EXPLORATION, EXPERIMENT, REPORT = ("01_data_exploration", "02_experiment", "03_report")
+# experiments compared over seeds (CE vs Lovasz; each experiment beyond the course report vs CE)
+MULTI_SEED = ("deeplabv3plus_pretrained", "deeplabv3plus_pretrained_lovasz", "deeplabv3plus_pretrained_hierarchy",
+              "deeplabv3plus_pretrained_ce_lovasz", "deeplabv3plus_pretrained_best")
 HTML_TEMPLATE = Path(__file__).resolve().parent / "report.html.j2"  # lab's, with nothing fetched from the web
 PDF_PACKAGES = "texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc"
 
@@ -33,18 +40,24 @@ def execute(name: str, output: Path, parameters: dict) -> Path:
     print(f"[pipeline] {name} -> {output}", flush=True)
     try:
         papermill.execute_notebook(str(NOTEBOOKS_DIR / f"{name}.ipynb"), str(output), parameters=parameters,
-                                   kernel_name="python3", progress_bar=False, cwd=str(output.parent))
+                                   kernel_name="python3", progress_bar=False, cwd=str(output.parent),
+                                   extra_arguments=["--IPKernelApp.log_level=ERROR"])  # no TCP warning per notebook
     except papermill.PapermillExecutionError as exc:
         raise SeglibError(f"notebook {name} failed: {exc.ename}: {str(exc.evalue).splitlines()[-1] if exc.evalue else ''} "
                           f"(executed copy: {output})") from None
     return output
 
 
-def experiment_runs(seeds, profile: str, extra=()) -> list[tuple[str, str, int, str]]:
-    """(experiment, profile, seed, run folder name) of every run in the study: the four experiments
-    (several seeds for CE and Lovasz), then each extra (experiment, profile, n) with the first n seeds."""
-    study = [(e, profile, s, f"{e}-seed{s}") for e in configs.EXPERIMENTS for s in (seeds if e in MULTI_SEED else seeds[:1])]
-    return study + [(e, p, s, f"{e}-{p}-seed{s}") for e, p, n in extra for s in seeds[:n]]
+def experiment_runs(seeds, profile: str, extra=(), experiments=None) -> list[tuple[str, str, int, str]]:
+    """(experiment, profile, seed, run folder name) of every run in the study: each experiment (all of them
+    unless named; several seeds for CE and Lovasz), then each extra (experiment, profile, n) with the first n seeds."""
+    unknown = [e for e in experiments or () if e not in configs.EXPERIMENTS]
+    if unknown:
+        raise SeglibError(f"--experiments {unknown[0]!r}: unknown; choose from {', '.join(configs.EXPERIMENTS)}")
+    chosen = [e for e in configs.EXPERIMENTS if not experiments or e in experiments]
+    study = [(e, profile, s) for e in chosen for s in (seeds if e in MULTI_SEED else seeds[:1])]
+    study += [(e, p, s) for e, p, n in extra for s in seeds[:n]]
+    return [(e, p, s, run_name(e, p, s)) for e, p, s in study]
 
 
 def parse_extra(items, profile: str, seeds=(0,)) -> list[tuple[str, str, int]]:
@@ -66,55 +79,63 @@ def parse_extra(items, profile: str, seeds=(0,)) -> list[tuple[str, str, int]]:
     return out
 
 
+def train_study(study, data: Path, out: Path, force: bool, device: str, wanted) -> None:
+    """Train (or reuse) each run through its notebook, export its records and write results/."""
+    runs_root, executed, results_dir = out / "runs", out / "executed", out / "results"
+    ids, rule = records.figure_ids(PascalPartDataset(data, "val"))
+    for experiment, run_profile, seed, tag in study:
+        run_dir, copy = runs_root / tag, executed / f"{EXPERIMENT}-{tag}.ipynb"
+        config = configs.load(experiment, run_profile, {"seed": seed, "device": device})
+        error = None if force else stale_run_error(run_dir, config)
+        if error:
+            raise error
+        current = configs.is_complete(run_dir) and not configs.changed_settings(run_dir, config)
+        if wanted(EXPERIMENT) and not (current and _newer(copy, run_dir / "metrics.json") and not force):
+            # the notebook trains through train.ensure_trained (which skips a complete run unless forced,
+            # and scores it again if only its evaluation settings changed)
+            execute(EXPERIMENT, copy, {"data": str(data), "profile": run_profile, "experiment": experiment, "seed": seed,
+                                       "device": device, "run_dir": str(run_dir), "force": force})
+        elif current:
+            print(f"[pipeline] {tag}: complete, skipped (--force to rerun)", flush=True)
+        if not configs.is_complete(run_dir):
+            raise SeglibError(f"{run_dir}: not finished; run the pipeline with its training step (without --only)")
+        records.export(run_dir, results_dir / "runs" / tag, ids, device)
+    records.prune(results_dir / "runs", {tag for *_, tag in study})
+    summary([results_dir / "runs" / tag for *_, tag in study]).to_csv(results_dir / "summary.csv", index=False)
+    (results_dir / "figures.json").write_text(json.dumps({"ids": ids, "rule": rule}, indent=2))
+
+
 def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), force=False, only=None,
-                 formats=("html", "pdf"), device="auto", extra=()) -> dict:
+                 formats=("html", "pdf"), device="auto", extra=(), from_records=False, experiments=None) -> dict:
     """extra: EXPERIMENT@PROFILE[:SEEDS] runs beside the study (say a longer one), in the results tables and
     Figure 5 as rows of their own; the border analysis stays within the study's profile."""
-    data = Path(data or default_root()).resolve()
     out = Path(out).resolve()
-    if profile not in configs.PROFILES:
-        raise SeglibError(f"unknown profile {profile!r}; choose one of: {', '.join(configs.PROFILES)}")
-    extra = parse_extra(extra, profile, tuple(seeds))
-    if not data.is_dir():
-        raise SeglibError(f"{data}: data folder does not exist; pass DATA=... or --data")
-    runs_root, executed = out / "runs", out / "executed"
-    figures, results = out / "figures", out / "results"
-    common = {"data": str(data), "profile": profile, "device": device}
+    data = Path(data).resolve() if data else None  # the notebooks run in executed/: no relative paths
+    executed, figures, results_dir = out / "executed", out / "figures", out / "results"
     wanted = lambda name: not only or name in only
-    study = experiment_runs(list(seeds), profile, extra)  # what is trained, kept and rendered
     done = []
-    if wanted(EXPLORATION):
-        done.append(execute(EXPLORATION, executed / f"{EXPLORATION}.ipynb", {"data": str(data), "figures_dir": str(figures)}))
-    if wanted(EXPERIMENT):
-        for experiment, run_profile, seed, tag in study:
-            run_dir, copy = runs_root / tag, executed / f"{EXPERIMENT}-{tag}.ipynb"
-            config = configs.load(experiment, run_profile, {"seed": seed, "device": device})
-            error = None if force else stale_run_error(run_dir, config)
-            if error:
-                raise error
-            figure = figures / predictions_figure_name(tag)
-            current = configs.is_complete(run_dir) and not configs.changed_settings(run_dir, config)
-            if current and _newer(copy, run_dir / "metrics.json") and figure.is_file() and not force:
-                print(f"[pipeline] {tag}: complete, skipped (--force to rerun)", flush=True)
-            else:  # the notebook trains through train.ensure_trained (which skips a complete run unless forced,
-                # and scores it again if only its evaluation settings changed) and draws the run's prediction
-                # figure, so a missing figure is drawn again without retraining
-                execute(EXPERIMENT, copy, {**common, "profile": run_profile, "experiment": experiment, "seed": seed,
-                                           "run_dir": str(run_dir), "figures_dir": str(figures), "force": force})
-            done.append(copy)
-        prune_figures(figures, PREDICTIONS_PATTERN, {predictions_figure_name(tag) for *_, tag in study})
-    for name in (BORDERS, RESULTS):
-        if wanted(name):
-            if name == BORDERS:  # its close-ups are named by image; those of an earlier run may differ
-                prune_figures(figures, CLOSEUP_PATTERN, set())
-            done.append(execute(name, executed / f"{name}.ipynb", {"data": str(data), "runs_root": str(runs_root),
-                                                                 "figures_dir": str(figures), "results_dir": str(results),
-                                                                 "device": device, "profile": profile}))
-    # the notebooks of this study only: copies left from other seeds or older runs stay out of the report
-    names = [EXPLORATION] + [f"{EXPERIMENT}-{tag}" for *_, tag in study] + [BORDERS, RESULTS]
-    written = render_report([executed / f"{n}.ipynb" for n in names if (executed / f"{n}.ipynb").is_file()],
-                            out / "report", profile, formats)
-    return {"executed": done, "report": written}
+    if not from_records:
+        data = data or default_root().resolve()
+        if profile not in configs.PROFILES:
+            raise SeglibError(f"unknown profile {profile!r}; choose one of: {', '.join(configs.PROFILES)}")
+        study = experiment_runs(list(seeds), profile, parse_extra(extra, profile, tuple(seeds)), experiments)
+        if not data.is_dir():
+            raise SeglibError(f"{data}: data folder does not exist; pass DATA=... or --data")
+        if wanted(EXPLORATION):
+            done.append(execute(EXPLORATION, executed / f"{EXPLORATION}.ipynb", {"data": str(data)}))
+        train_study(study, data, out, force, device, wanted)
+    elif not (results_dir / "summary.csv").is_file():
+        raise SeglibError(f"{results_dir / 'summary.csv'}: not found; --from-records renders the committed records "
+                          "(results/ of a study); train the study first or pass the right --out")
+    if not wanted(REPORT):
+        return {"executed": done, "report": []}
+    # the report's figures are drawn anew from the records: older ones (other runs, other images) go
+    for pattern in (PREDICTIONS_PATTERN, CLOSEUP_PATTERN, "figure5.png"):
+        prune_figures(figures, pattern, set())
+    report_copy = executed / f"{REPORT}.ipynb"
+    done.append(execute(REPORT, report_copy, {"results_dir": str(results_dir), "figures_dir": str(figures),
+                                              "data": str(data) if data else None}))
+    return {"executed": done, "report": render_report(report_copy, out / "report", formats)}
 
 
 def prune_figures(figures: Path, pattern: str, keep: set) -> None:
@@ -130,40 +151,29 @@ def _newer(copy: Path, metrics: Path) -> bool:
     return copy.is_file() and copy.stat().st_mtime >= metrics.stat().st_mtime
 
 
-def merge_notebooks(paths, profile: str) -> nbformat.NotebookNode:
-    """One report notebook: a title cell, then every executed notebook's cells without its parameter
-    cells, progress bars (stderr) or code (hidden by the exporters)."""
-    report = nbformat.v4.new_notebook()
-    report.cells.append(nbformat.v4.new_markdown_cell(
-        f"# Human body-part segmentation on Pascal-Part: a reproduction of the course report\n\n"
-        f"Built by seglib's pipeline from executed notebooks (profile **{profile}**). "
-        "Every number below comes from a run folder listed in results/summary.csv; the course report's own "
-        "numbers are labelled *course report*."))
-    for path in paths:
-        nb = nbformat.read(path, as_version=4)
-        report.metadata = report.metadata or nb.metadata
-        for cell in nb.cells:
-            tags = cell.get("metadata", {}).get("tags", [])
-            if "parameters" in tags or "injected-parameters" in tags:
+def paper(path: Path) -> nbformat.NotebookNode:
+    """The executed report notebook as the paper: no parameter cells, no progress bars or warnings
+    (stderr), no code (hidden by the exporters)."""
+    nb = nbformat.read(path, as_version=4)
+    cells = []
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "parameters" in tags or "injected-parameters" in tags:
+            continue
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
+            if not cell.outputs:
                 continue
-            if cell.cell_type == "code":
-                cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
-                if not cell.outputs:
-                    continue
-            cell.id = f"cell-{len(report.cells)}"  # ids repeat across copies of 02_experiment
-            report.cells.append(cell)
-    report.metadata["title"] = "Human body-part segmentation on Pascal-Part"
-    report.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
-    return report
+        cells.append(cell)
+    nb.cells = cells
+    return nb
 
 
-def render_report(paths, report_dir: Path, profile: str, formats=("html", "pdf")) -> list[Path]:
+def render_report(executed_report: Path, report_dir: Path, formats=("html", "pdf")) -> list[Path]:
     from nbconvert import HTMLExporter, PDFExporter
 
-    if not paths:
-        raise SeglibError("no executed notebooks to render; run the pipeline first")
     report_dir.mkdir(parents=True, exist_ok=True)
-    nb = merge_notebooks(paths, profile)
+    nb = paper(executed_report)
     nbformat.write(nb, report_dir / "report.ipynb")
     written = []
     if "html" in formats:

@@ -1,5 +1,5 @@
-"""Figures: colour-coded masks, overlays, the class legend, loss curves, per-class bars and the
-report's Figure 5 (image | ground truth | one column per model)."""
+"""Figures: colour-coded masks, overlays, the class legend, learning curves, per-class bars, the
+report's Figure 5 (photo | ground truth | one column per model, masks over the photo) and border close-ups."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,17 +17,9 @@ CLASS_COLORS = {
     "lower-arms": (0, 130, 200), "upper-legs": (245, 130, 48), "lower-legs": (145, 30, 180),
 }
 EXTRA_COLORS = [(70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]
-# figure files written per run and per border close-up; the pipeline prunes those no longer in the study
+# figure files of runs and close-ups, written anew with each report: the pipeline removes the old ones
+# (predictions_*.png: per-run figures of the earlier report layout)
 PREDICTIONS_PATTERN, CLOSEUP_PATTERN = "predictions_*.png", "borders_closeup_*.png"
-
-
-def predictions_figure_name(run_name: str) -> str:
-    """Named by the run folder, so two runs of one experiment and seed (two profiles) keep their own."""
-    return f"predictions_{run_name}.png"
-
-
-def closeup_figure_name(image_id: str) -> str:
-    return f"borders_closeup_{image_id}.png"
 
 
 def palette(class_names: list[str]) -> np.ndarray:
@@ -88,37 +80,23 @@ def image_grid(images: list[np.ndarray], masks: list[np.ndarray], class_names: l
 
 
 def comparison_figure(images, ground_truths, predictions: dict[str, list], class_names, ids=None):
-    """Figure 5: one row per image: original | ground truth | one column per model."""
+    """Figure 5: one row per image: the photo | ground truth | one column per model, each mask drawn over
+    the photo so the person stays visible."""
     columns = ["image", "ground truth"] + list(predictions)
-    fig, axes = plt.subplots(len(images), len(columns), figsize=(2.4 * len(columns), 2.2 * len(images)), squeeze=False)
+    fig, axes = plt.subplots(len(images), len(columns), figsize=(1.9 * len(columns), 1.7 * len(images)), squeeze=False)
     for r, (img, gt) in enumerate(zip(images, ground_truths)):
-        panels = [img, colorize(gt, class_names)] + [colorize(p[r], class_names) for p in predictions.values()]
+        panels = [img, overlay(img, gt, class_names)] + [overlay(img, p[r], class_names) for p in predictions.values()]
         for c, panel in enumerate(panels):
             ax = axes[r, c]
             ax.imshow(panel)
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(columns[c], fontsize=8)
+                ax.set_title(columns[c], fontsize=7)
         if ids:
-            axes[r, 0].set_ylabel(ids[r], fontsize=7)
+            axes[r, 0].set_ylabel(ids[r], fontsize=6)
     add_legend(fig, class_names)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    return fig
-
-
-def loss_curve(histories: dict[str, list[dict]]):
-    """Training loss (and lr) against iteration, one line per run."""
-    fig, (ax, ax_lr) = plt.subplots(1, 2, figsize=(10, 3.2))
-    for label, history in histories.items():
-        its = [h["iteration"] for h in history]
-        ax.plot(its, [h["loss"] for h in history], label=label, lw=1)
-        ax_lr.plot(its, [h["lr"] for h in history], label=label, lw=1)
-    ax.set(xlabel="iteration", ylabel="training loss", title="loss")
-    ax_lr.set(xlabel="iteration", ylabel="learning rate", title="poly schedule")
-    if len(histories) > 1:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04, 1, 1), pad=0.3, h_pad=0.2, w_pad=0.2)
     return fig
 
 
@@ -135,43 +113,86 @@ def per_class_bars(table, value_label: str = "IoU (%)", errors=None, title=None)
     return ax.figure
 
 
-def person_box(mask: np.ndarray, size: int = 96) -> tuple[slice, slice]:
-    """A size x size window centred on the annotated parts (for border close-ups)."""
-    ys, xs = np.nonzero((mask != 0) & (mask != IGNORE_INDEX))
-    h, w = mask.shape
-    cy, cx = (int(ys.mean()), int(xs.mean())) if len(ys) else (h // 2, w // 2)
-    size = min(size, h, w)
-    top, left = min(max(0, cy - size // 2), h - size), min(max(0, cx - size // 2), w - size)
-    return slice(top, top + size), slice(left, left + size)
-
-
-def border_closeups(image, ground_truth, predictions: dict[str, np.ndarray], class_names, size: int = 96):
-    """Zoomed crops around the person: photo, ground truth and each model's prediction, with the
-    part borders drawn, to compare how ragged each model's borders are."""
+def person_box(mask: np.ndarray, margin: float = 0.15) -> tuple[slice, slice]:
+    """The bounding box of the largest connected person region (all body parts together) of a ground
+    truth, with `margin` of its size around it, clipped to the image. Raises if there is no person."""
     from scipy import ndimage
 
-    rows, cols = person_box(ground_truth, size)
+    person = (mask != 0) & (mask != IGNORE_INDEX)
+    labels, count = ndimage.label(person)
+    if count == 0:
+        raise ValueError("the ground truth has no person to crop to")
+    largest = 1 + int(np.argmax(ndimage.sum_labels(person, labels, index=range(1, count + 1))))
+    rows, cols = ndimage.find_objects((labels == largest).astype(int))[0]
+    h, w = mask.shape
+    dy, dx = int((rows.stop - rows.start) * margin), int((cols.stop - cols.start) * margin)
+    return slice(max(0, rows.start - dy), min(h, rows.stop + dy)), slice(max(0, cols.start - dx), min(w, cols.stop + dx))
+
+
+def person_found(prediction: np.ndarray, ground_truth: np.ndarray, share: float = 0.5) -> bool:
+    """Whether a prediction marks as person (any part) at least `share` of the largest true person region:
+    the close-ups' rule, the same for every model, so it favours none."""
+    from scipy import ndimage
+
+    person = (ground_truth != 0) & (ground_truth != IGNORE_INDEX)
+    labels, count = ndimage.label(person)
+    if count == 0:
+        return False
+    largest = labels == 1 + int(np.argmax(ndimage.sum_labels(person, labels, index=range(1, count + 1))))
+    return bool(((prediction != 0) & largest).sum() >= share * largest.sum())
+
+
+def border_closeups(image, ground_truth, predictions: dict[str, np.ndarray], class_names):
+    """Crops to the largest person of the ground truth (person_box), enlarged so that one label pixel is
+    visible: the photo, then the ground truth and each model's prediction over it with part borders drawn.
+    Fails loudly if the crop holds no person."""
+    from scipy import ndimage
+
+    rows, cols = person_box(ground_truth)
+    if not ((ground_truth[rows, cols] != 0) & (ground_truth[rows, cols] != IGNORE_INDEX)).any():
+        raise ValueError("the close-up crop holds no person")
     panels = {"image": image[rows, cols], "ground truth": ground_truth[rows, cols],
               **{k: v[rows, cols] for k, v in predictions.items()}}
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.8))
-    for ax, (title, panel) in zip(axes, panels.items()):
+    crop_h, crop_w = image[rows, cols].shape[:2]
+    ncols = 2
+    nrows = int(np.ceil(len(panels) / ncols))
+    width = 3.4  # inches per panel; at dpi 150 a crop of ~200 px shows each label pixel ~2.5 px wide
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, width * crop_h / crop_w * nrows + 0.3), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (title, panel) in zip(axes.flat, panels.items()):
         if title == "image":
-            ax.imshow(panel)
+            ax.imshow(panel, interpolation="nearest")
         else:
-            ax.imshow(overlay(image[rows, cols], panel, class_names, alpha=0.6))
+            ax.imshow(overlay(image[rows, cols], panel, class_names, alpha=0.6), interpolation="nearest")
             edges = panel != ndimage.grey_erosion(panel, size=(3, 3))
             ax.imshow(np.ma.masked_where(~edges, edges), cmap="gray_r", alpha=0.9, interpolation="nearest")
-        ax.set_title(title, fontsize=8)
-        ax.axis("off")
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def formula_figure(lines: list[str], fontsize: int = 13):
-    """Math rendered by matplotlib's mathtext: an image, so it reads in the offline HTML and the PDF."""
-    fig = plt.figure(figsize=(8, 0.55 * len(lines)))
-    ax = fig.add_axes((0, 0, 1, 1))  # the inline backend skips figures without axes
-    ax.axis("off")
-    for i, line in enumerate(lines):
-        ax.text(0.02, 1 - (i + 0.7) / len(lines), line, fontsize=fontsize, transform=ax.transAxes)
+def learning_curves(curves: dict[str, list], logs: dict[str, list]):
+    """Training loss (left) and val mIoU on the fixed subset (right) against iteration; per label, the
+    mean over its seeds with the range as a band. curves/logs: {label: [DataFrame per seed]}."""
+    import pandas as pd
+
+    fig, (ax_loss, ax_miou) = plt.subplots(1, 2, figsize=(10, 3.3))
+    for k, label in enumerate(curves):
+        color = f"C{k}"
+        for ax, frames, column in ((ax_loss, logs.get(label, []), "loss"), (ax_miou, curves[label], "mIoU")):
+            if not frames:
+                continue
+            table = pd.concat([f.set_index("iteration")[column] for f in frames], axis=1)
+            if column == "loss":  # smooth the noisy per-iteration loss over 10 logged points
+                table = table.rolling(10, min_periods=1).mean()
+            ax.plot(table.index, table.mean(axis=1), color=color, lw=1.3, label=label, marker="o" if column == "mIoU" else None, ms=3)
+            if table.shape[1] > 1:
+                ax.fill_between(table.index, table.min(axis=1), table.max(axis=1), color=color, alpha=0.2, lw=0)
+    ax_loss.set(xlabel="iteration", ylabel="training loss (running mean)", title="loss")
+    ax_miou.set(xlabel="iteration", ylabel="val mIoU (%) on the fixed subset", title="val mIoU during training")
+    for ax in (ax_loss, ax_miou):
+        ax.grid(alpha=0.3)
+    ax_miou.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
     return fig

@@ -1,5 +1,5 @@
-"""Run folders -> tables: per-class tables in the report's form, the combined table beside the
-course report's own numbers, results/summary.csv rows, and the boundary analysis of several runs."""
+"""Run folders (or their records) -> tables: per-class tables in the report's form, the combined table
+beside the course report's own numbers, results/summary.csv rows and comparisons over seeds."""
 from __future__ import annotations
 
 import json
@@ -10,34 +10,25 @@ import pandas as pd
 import yaml
 
 from . import config as configs
-from .config import is_complete
 from .data import REPORT_ORDER, PascalPartDataset, report_order
 from .errors import SeglibError
 from .evaluate import load_run, predictor_from_config
-from .train import score_model
 
 TITLES = {
     "fcn_unet_scratch": "FCN+U-Net (scratch)",
     "deeplabv3plus_scratch": "DeepLabv3+ R50 (scratch)",
     "deeplabv3plus_pretrained": "DeepLabv3+ pretrained",
     "deeplabv3plus_pretrained_lovasz": "DeepLabv3+ pretrained + Lovász",
+    "deeplabv3plus_lite2_scratch": "DeepLabv3+ Lite2 (scratch)",
+    "deeplabv3plus_pretrained_hierarchy": "DeepLabv3+ pretrained + hierarchy",
+    "deeplabv3plus_pretrained_ce_lovasz": "DeepLabv3+ pretrained, CE + Lovász",
+    "deeplabv3plus_pretrained_best": "DeepLabv3+ pretrained, best recipe",
 }
 ENCODERS = {"fcn_unet_s5-d16": "U-Net s5", "deeplabv3plus_r50-d8": "ResNet-50", "deeplabv3plus_lite2-d16": "EfficientNet-Lite2"}
 
 
 def course_report() -> dict:
     return yaml.safe_load((configs.EXPERIMENTS_DIR / "course_report.yaml").read_text())
-
-
-def find_runs(runs_root) -> list[Path]:
-    """Complete run folders under runs_root, in the report's experiment order, then by profile (so a
-    profile's seeds stay together), then by seed."""
-    order = {name: i for i, name in enumerate(configs.EXPERIMENTS)}
-    keyed = []
-    for run in (p for p in Path(runs_root).glob("*") if is_complete(p)):
-        config = configs.read_run_config(run)  # read once per run, not once per sort-key part
-        keyed.append(((order.get(config["experiment"], len(order)), config["profile"], config["seed"], run.name), run))
-    return [run for _, run in sorted(keyed)]
 
 
 def main_profile(summary_df: pd.DataFrame, profile: str | None = None) -> str | None:
@@ -78,7 +69,7 @@ def summary_row(run_dir) -> dict:
     """One results/summary.csv row."""
     config, score = configs.read_run_config(run_dir), read_metrics(run_dir)
     row = {
-        "experiment": config["experiment"], "profile": config["profile"], "encoder": ENCODERS.get(config["model"], config["model"]),
+        "run": Path(run_dir).name, "experiment": config["experiment"], "profile": config["profile"], "encoder": ENCODERS.get(config["model"], config["model"]),
         "weights": config["weights"] or "scratch", "loss": config["loss"], "seed": config["seed"],
         "iterations": config["iterations"], "crop": config["crop_size"],
         "train_size": config.get("train_size") or config["crop_size"], "device": score.get("device"),
@@ -105,12 +96,13 @@ def combined_table(summary_df: pd.DataFrame, main: str | None = None) -> pd.Data
     rows = []
     for experiment, profile, runs in groups(summary_df, main):
         fmt = lambda s: f"{s.mean():.2f}" if len(s) == 1 else f"{s.mean():.2f} ± {s.std():.2f}"
+        reported = theirs.get(experiment, {})
         rows.append({
             "experiment": title(experiment, profile, main), "encoder": runs.encoder.iloc[0],
             "crop": runs.crop.iloc[0], "short edge": runs.train_size.iloc[0], "iterations": runs.iterations.iloc[0],
             "seeds": len(runs),
             "mIoU": fmt(runs.mIoU), "mAcc": fmt(runs.mAcc), "aAcc": fmt(runs.aAcc),
-            "course report mIoU": theirs[experiment]["mIoU"], "course report mAcc": theirs[experiment]["mAcc"],
+            "course report mIoU": reported.get("mIoU", "-"), "course report mAcc": reported.get("mAcc", "-"),
         })
     return pd.DataFrame(rows).set_index("experiment")
 
@@ -122,48 +114,6 @@ def per_class_iou(summary_df: pd.DataFrame, stat: str = "mean", main: str | None
     table = pd.DataFrame({title(e, p, main): runs[cols].agg(stat) for e, p, runs in groups(summary_df, main)})
     table.index = [c[4:] for c in table.index]
     return table
-
-
-def pretraining_gain(summary_df: pd.DataFrame, main: str | None = None) -> pd.DataFrame | None:
-    """Per-class IoU of DeepLabv3+ scratch vs pretrained (CE, main profile) and the gain, as the report discussed."""
-    table = per_class_iou(summary_df, main=main)
-    a, b = TITLES["deeplabv3plus_scratch"], TITLES["deeplabv3plus_pretrained"]
-    if a not in table or b not in table:
-        return None
-    out = table[[a, b]].copy()
-    out["gain"] = out[b] - out[a]
-    return out.round(2)
-
-
-def boundary_scores(run_dir, data_root, split="val", max_images=None, device="auto") -> dict:
-    """Boundary IoU, boundary F-score and perimeter ratio per class for one run (percent / ratio):
-    those its evaluation stored in metrics.json when it scored this split with its own settings,
-    else measured now by the same evaluation (train.score_model) on the split asked for."""
-    config = configs.read_run_config(run_dir)
-    measures = read_metrics(run_dir).get("boundary")
-    if not (measures and split == config["val_split"] and max_images in (None, config["max_eval_images"])):
-        model, config, _ = load_run(run_dir, device)
-        limit = max_images if max_images is not None else config["max_eval_images"]
-        measures = score_model(model, {**config, "val_split": split, "max_eval_images": limit}, data_root,
-                               next(model.parameters()).device)["boundary"]
-    return {"experiment": config["experiment"], "seed": config["seed"], **measures}
-
-
-def boundary_table(results: list[dict], measure: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(mean, std) over seeds: rows classes + 'mean' (the class average), columns experiment titles."""
-    frame = pd.DataFrame([{"experiment": r["experiment"], "seed": r["seed"], **r[measure]} for r in results])
-    classes = [n for n in REPORT_ORDER if n in frame.columns]
-    frame["mean"] = frame[classes].mean(axis=1)
-    grouped = frame.groupby("experiment")[classes + ["mean"]]
-    mean, std = grouped.mean().T, grouped.std().T
-    mean.columns = std.columns = [TITLES.get(e, e) for e in mean.columns]
-    return mean, std
-
-
-def mean_std_strings(mean: pd.DataFrame, std: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
-    """'12.34 ± 0.56' cells (std left out where there is one seed) for compact tables."""
-    fmt = lambda m, s: f"{m:.{digits}f}" if pd.isna(s) else f"{m:.{digits}f} ± {s:.{digits}f}"
-    return pd.DataFrame({c: [fmt(m, s) for m, s in zip(mean[c], std[c])] for c in mean.columns}, index=mean.index)
 
 
 def notebook_display() -> None:
@@ -181,6 +131,7 @@ def notebook_display() -> None:
     shell = get_ipython()
     if shell is not None:  # type printers take precedence over DataFrame._repr_latex_
         shell.display_formatter.formatters["text/latex"].for_type(pd.DataFrame, latex_fitting_the_page)
+        shell.run_line_magic("xmode", "Minimal")  # a user's mistake (no runs, no data) reads as one line
 
 
 def latex_fitting_the_page(frame: pd.DataFrame) -> str:
@@ -201,6 +152,13 @@ def gap_vs_noise(values_a, values_b) -> dict:
     diff = mean_b - mean_a
     return {"mean_a": mean_a, "mean_b": mean_b, "std_a": std_a, "std_b": std_b, "noise": noise, "difference": diff,
             "seeds_a": int(a.size), "seeds_b": int(b.size), "exceeds_noise": bool(np.isfinite(noise) and abs(diff) > 2 * noise)}
+
+
+def short_verdict(gap: dict) -> str:
+    """gap_verdict in two words, for table cells."""
+    if not np.isfinite(gap["noise"]):
+        return "one seed"
+    return "beyond noise" if gap["exceeds_noise"] else "within noise"
 
 
 def gap_verdict(gap: dict, digits: int = 2) -> str:
@@ -252,15 +210,16 @@ def schedule_caption(runs: pd.DataFrame) -> str:
 
 def experiment_table(runs: pd.DataFrame, experiment: str) -> pd.DataFrame:
     """The report's per-class table for one experiment's runs (one group of groups(); mean over its seeds)
-    beside the course report's."""
-    theirs = course_report()[experiment]
-    rows = [("mean", runs.mIoU.mean(), runs.mAcc.mean(), theirs["mIoU"], theirs["mAcc"])]
-    for name in REPORT_ORDER:
-        if f"IoU {name}" in runs:
-            rows.append((name, runs[f"IoU {name}"].mean(), runs[f"Acc {name}"].mean(),
-                         theirs["per_class"][name]["IoU"], theirs["per_class"][name]["Acc"]))
-    return pd.DataFrame(rows, columns=["Class", "IoU (ours)", "Acc (ours)", "IoU (course report)",
-                                       "Acc (course report)"]).set_index("Class").round(2)
+    beside the course report's (which has none for the like-for-like scratch run: ours alone then)."""
+    theirs = course_report().get(experiment)
+    names = [n for n in REPORT_ORDER if f"IoU {n}" in runs]
+    table = pd.DataFrame({"IoU (ours)": [runs.mIoU.mean()] + [runs[f"IoU {n}"].mean() for n in names],
+                          "Acc (ours)": [runs.mAcc.mean()] + [runs[f"Acc {n}"].mean() for n in names]},
+                         index=pd.Index(["mean"] + names, name="Class"))
+    if theirs:
+        table["IoU (course report)"] = [theirs["mIoU"]] + [theirs["per_class"][n]["IoU"] for n in names]
+        table["Acc (course report)"] = [theirs["mAcc"]] + [theirs["per_class"][n]["Acc"] for n in names]
+    return table.round(2)
 
 
 def predictions(run_dirs: dict, dataset: PascalPartDataset, indices, device="auto") -> dict[str, list]:
@@ -271,18 +230,3 @@ def predictions(run_dirs: dict, dataset: PascalPartDataset, indices, device="aut
         predictor = predictor_from_config(model, config, next(model.parameters()).device)
         out[label] = [predictor.predict(dataset.load(i)[0]) for i in indices]
     return out
-
-
-def first_seed_runs(runs) -> dict[str, Path]:
-    """{experiment: run folder of its lowest seed}, in the report's order."""
-    chosen = {}
-    for run in runs:
-        chosen.setdefault(configs.read_run_config(run)["experiment"], run)
-    return chosen
-
-
-def first_seed_runs_by_title(runs, summary_df: pd.DataFrame, main: str) -> dict[str, Path]:
-    """{title: run folder of its lowest seed} per group of groups(): the main profile's first, then those
-    of other profiles (Figure 5's columns). summary_df is summary(runs), row i describing runs[i]."""
-    ordered = sorted(groups(summary_df, main), key=lambda group: group[1] != main)  # stable: report order kept
-    return {title(e, p, main): runs[g.index[0]] for e, p, g in ordered}

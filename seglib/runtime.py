@@ -78,3 +78,13 @@ def training_memory_format(model: torch.nn.Module, channels_last: bool, device: 
                   "training in the default memory format")
         return torch.contiguous_format
     return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def host_description(device: torch.device) -> str:
+    """The machine a run trained on, for the report's setup section: the GPU's name, or the CPU's model,
+    the threads torch uses and whether it has native bf16."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "CPU")
+    return f"{model}, {torch.get_num_threads()} threads, {'native' if cpu_supports_bf16() else 'no native'} bf16"

@@ -29,9 +29,15 @@ from . import metrics
 from .data import PascalPartDataset
 from .errors import SeglibError
 from .evaluate import evaluate_dataset, load_run, predictor_from_config
-from .losses import build_loss
+from .losses import HierarchyLoss, build_loss
 from .models import build_model, normalization
-from .runtime import autocast, precision_for, resolve_device, training_memory_format
+from .runtime import (
+    autocast,
+    host_description,
+    precision_for,
+    resolve_device,
+    training_memory_format,
+)
 from .transforms import TrainPreset
 
 
@@ -133,7 +139,7 @@ def curve_indices(size: int, count: int) -> list[int]:
     split files are sorted by id, so this is every (size/count)-th image), the same at every point."""
     if count >= size:
         return list(range(size))
-    return sorted({int(round(i * (size - 1) / max(count - 1, 1))) for i in range(count)})
+    return sorted({round(i * (size - 1) / max(count - 1, 1)) for i in range(count)})
 
 
 def learning_curve_point(model, config: dict, val_set: PascalPartDataset, indices, device, iteration: int,
@@ -160,11 +166,16 @@ def write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def _compute_loss(model, criterion, images, masks, aux_weight):
-    logits, aux = model(images)
+def _compute_loss(model, criterion, images, masks, aux_weight, hierarchy=None, hierarchy_weight=0.0):
+    """The decode head's loss + aux_weight x CE of the auxiliary head (+ hierarchy_weight x the coarse
+    body levels' CE when the model has those heads)."""
+    outputs = model(images)
+    logits, aux = outputs[0], outputs[1]
     loss = criterion(logits, masks)
     if aux_weight:
         loss = loss + aux_weight * F.cross_entropy(aux.float(), masks, ignore_index=255)
+    if hierarchy_weight:
+        loss = loss + hierarchy_weight * hierarchy(outputs[2], masks)
     return loss
 
 
@@ -194,7 +205,7 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
     mean, std = normalization(config["model"])
     train_set = SeededAugment(dataset, TrainPreset(config["crop_size"], mean, std, tuple(config["scale_range"]),
                                                      resize=config["train_size"]))
-    model = build_model(config["model"], dataset.num_classes, config["weights"])
+    model = build_model(config["model"], dataset.num_classes, config["weights"], hierarchy=config["hierarchy_weight"] > 0)
     memory_format = training_memory_format(model, config["channels_last"], device, precision)
     model = model.to(device, memory_format=memory_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=config["lr"], momentum=config["momentum"],
@@ -220,6 +231,7 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
     if config["compile"] and device.type == "cuda":
         train_model = torch.compile(train_model)
     criterion = build_loss(config["loss"])
+    hierarchy = HierarchyLoss(dataset.class_names) if config["hierarchy_weight"] else None
 
     workers = loader_workers(config["num_workers"], device)
     loader = torch.utils.data.DataLoader(
@@ -242,7 +254,8 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
             images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
             masks = masks.to(device, non_blocking=True)
             with autocast(device, precision):
-                loss = _compute_loss(train_model, criterion, images, masks, config["aux_weight"])
+                loss = _compute_loss(train_model, criterion, images, masks, config["aux_weight"], hierarchy,
+                                     config["hierarchy_weight"])
             value = loss.item()
             if not math.isfinite(value):
                 it, good = last_finite
@@ -282,7 +295,8 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
         write_csv(run_dir / "curve.csv", curve)
 
     score = score_model(model, config, data_root, device, progress=progress, num_workers=min(workers, 2))
-    score.update(train_seconds=round(train_seconds, 1), train_images=len(dataset), device=str(device.type), world_size=world,
+    score.update(train_seconds=round(train_seconds, 1), train_images=len(dataset), device=str(device.type),
+                 host=host_description(device), world_size=world,
                  precision=precision, channels_last=memory_format == torch.channels_last)
     if is_main:
         (run_dir / "metrics.json").write_text(json.dumps(score, indent=2))
@@ -314,7 +328,8 @@ def rescore(config: dict, data_root, run_dir, progress: bool = True) -> dict:
     model, _, _ = load_run(run_dir, config["device"])
     device = next(model.parameters()).device
     score = score_model(model, config, data_root, device, progress=progress)
-    score.update({k: old[k] for k in ("train_seconds", "train_images", "device", "world_size", "precision", "channels_last")
+    score.update({k: old[k] for k in ("train_seconds", "train_images", "device", "host", "world_size", "precision",
+                                           "channels_last")
                   if k in old})
     configs.save({**config, "data": str(Path(data_root).resolve())}, run_dir / "config.yaml")
     (run_dir / "metrics.json").write_text(json.dumps(score, indent=2))

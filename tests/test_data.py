@@ -118,9 +118,9 @@ def test_an_error_after_the_precision_choice_is_still_one_line(sample_copy, tmp_
     errors = [line for line in lines if not line.startswith("fcn_unet_scratch:")]  # the progress bar's lines
     assert len(errors) == 1 and errors[0].startswith("error: ") and "corrupt image" in errors[0], proc.stderr
     note = [line for line in proc.stdout.splitlines() if "native bf16" in line]
-    assert note == ([] if native_bf16 else
-                    ["[seglib] this CPU has no native bf16 (AVX512-BF16 or AMX): precision_cpu=bf16 runs in fp32, "
-                     "which is faster here"])
+    expected = ("[seglib] this CPU has no native bf16 (AVX512-BF16 or AMX): precision_cpu=bf16 runs in fp32, "
+                "which is faster here")
+    assert note == ([] if native_bf16 else [expected])
 
 
 def test_train_preset_keeps_image_and_mask_aligned():

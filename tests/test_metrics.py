@@ -53,10 +53,19 @@ def test_boundary_iou_of_shifted_squares_by_hand():
     assert metrics.boundary_iou(target, target, 3)[1] == 1.0
 
 
-def test_boundary_band_counts_the_image_border_as_contour():
-    target = np.ones((30, 30), np.int64)  # one class filling the image: its band runs along the border
+def test_the_image_frame_is_not_a_border():
+    target = np.ones((30, 30), np.int64)  # one class filling the image: no border inside the photo
     _, union = metrics.boundary_counts(target, target, 2)
-    assert union[1] == 30 * 30 - 28 * 28
+    assert union[1] == 0
+    counts = metrics.boundary_f_counts(target, target, 2)
+    assert counts[1].tolist() == [0, 0, 0, 0]
+    half = np.zeros((30, 30), np.int64)
+    half[:, 15:] = 1  # one straight border, down the middle; the frame around it does not count
+    _, union = metrics.boundary_counts(half, half, 2)
+    d = metrics.boundary_distance(half.shape, 0.02)
+    assert union[1] == 30 * d and union[0] == 30 * d
+    assert metrics.boundary_f_counts(half, half, 2)[1].tolist() == [30, 30, 30, 30]
+    assert metrics.perimeter(half == 1) == 30
 
 
 @pytest.mark.parametrize("distance", [1, 3, 12])
@@ -65,8 +74,9 @@ def test_boundary_band_is_the_mask_minus_its_repeated_3x3_erosion(distance):
 
     rng = np.random.default_rng(distance)
     mask = ndimage.gaussian_filter(rng.random((60, 80)), 3) > 0.5
-    padded = np.pad(mask, 1, constant_values=False)  # the definition: outside the image is background
-    eroded = ndimage.binary_erosion(padded, structure=np.ones((3, 3), bool), iterations=distance)[1:-1, 1:-1]
+    padded = np.pad(mask, distance, mode="edge")  # the definition: regions continue beyond the frame
+    eroded = ndimage.binary_erosion(padded, structure=np.ones((3, 3), bool), iterations=distance)
+    eroded = eroded[distance:-distance, distance:-distance]
     assert mask.any() and (metrics._boundary_band(mask, distance) == (mask & ~eroded)).all()
 
 
@@ -81,10 +91,47 @@ def test_boundary_f_score_perfect_and_tolerance():
     assert metrics.boundary_f_score(metrics.boundary_f_counts(far, target, 2, tolerance=2))[1] < 0.6
 
 
-def test_perimeter_ratio_is_larger_for_ragged_masks():
-    target = np.zeros((60, 60), np.int64)
-    target[10:50, 10:50] = 1
-    ragged = target.copy()
-    ragged[10:50:2, 10] = 0  # a comb along the left edge
-    smooth, jagged = metrics.perimeter_counts(target, target, 2)[1], metrics.perimeter_counts(ragged, target, 2)[1]
-    assert smooth[0] == smooth[1] and jagged[0] > jagged[1]
+def _disk(shape, centre, radius):
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    return ((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius ** 2).astype(np.int64)
+
+
+def test_roughness_of_the_ground_truth_itself_is_one():
+    target = _disk((120, 160), (60, 70), 40) + 2 * _disk((120, 160), (30, 130), 15)
+    r = metrics.roughness_ratio(target, target, 3)
+    assert r.tolist() == [1.0, 1.0, 1.0]
+
+
+def test_roughness_does_not_depend_on_how_much_is_predicted():
+    target = _disk((200, 200), (100, 100), 60)
+    for radius in (25, 40, 80):  # a smaller or larger copy of the same smooth shape
+        pred = _disk((200, 200), (100, 100), radius)
+        assert metrics.roughness_ratio(pred, target, 2)[1] == pytest.approx(1.0, abs=0.08), radius
+
+
+def test_a_saw_tooth_border_of_the_same_area_is_rougher():
+    target = np.zeros((100, 100), np.int64)
+    target[20:80, 20:80] = 1
+    saw = np.zeros_like(target)
+    saw[20:80, 20:80] = 1
+    for row in range(20, 80):  # teeth 4 px deep along left and right sides, area kept
+        tooth = 4 if row % 4 < 2 else 0
+        saw[row, 20:20 + tooth] = 0
+        saw[row, 80:80 + tooth] = 1
+    assert saw.sum() == target.sum()
+    rough = metrics.roughness_ratio(saw, target, 2)[1]
+    assert rough > 1.5
+    fragments = target.copy()
+    fragments[20:80:6, 20:80] = 0  # the same region cut into strips: fragmented
+    assert metrics.roughness_ratio(fragments, target, 2)[1] > 1.5
+
+
+def test_roughness_is_nan_where_a_side_lacks_the_class_and_averages_geometrically():
+    target = np.zeros((40, 40), np.int64)
+    target[10:30, 10:30] = 1
+    empty = np.zeros_like(target)
+    r = metrics.roughness_ratio(empty, target, 3)
+    assert np.isnan(r[1]) and np.isnan(r[2]) and not np.isnan(r[0])
+    logs, counts = np.log(np.array([2.0, 1.0])) + np.log(np.array([0.5, 1.0])), np.array([2, 2])
+    assert metrics.geometric_mean(logs, counts).tolist() == pytest.approx([1.0, 1.0])
+    assert np.isnan(metrics.geometric_mean(np.zeros(1), np.zeros(1, np.int64))[0])

@@ -7,9 +7,9 @@ from conftest import REPO
 from segmentation_models_pytorch.losses import LovaszLoss
 
 from seglib.errors import SeglibError
-from seglib.runtime import autocast, has_dilated_depthwise_conv, training_memory_format
 from seglib.losses import build_loss
 from seglib.models import MODELS, build_model, lite2_package_path, lite2_to_timm
+from seglib.runtime import autocast, has_dilated_depthwise_conv, training_memory_format
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -150,3 +150,34 @@ def test_step_timing_alternatives_to_the_refusal_give_fp32_gradients(variant):
     adjust = step_timing.VARIANTS[variant][2]
     for got, want in zip(_weight_grads(branch, torch.channels_last, "bf16", adjust), reference):
         assert (got - want).norm() / want.norm() < 0.02
+
+
+def test_hierarchy_labels_come_from_the_part_mask():
+    from seglib.losses import HierarchyLoss, hierarchy_luts
+
+    names = ["background", "lower-arms", "torso", "lower-legs", "head", "upper-legs", "upper-arms"]  # classes.txt order
+    luts = hierarchy_luts(names)
+    mask = torch.tensor([0, 1, 2, 3, 4, 5, 6, 255])
+    assert luts["full_body"][mask].tolist() == [0, 1, 1, 1, 1, 1, 1, 255]
+    assert luts["half_body"][mask].tolist() == [0, 1, 1, 2, 1, 2, 1, 255]
+    with pytest.raises(SeglibError, match="body hierarchy needs"):
+        hierarchy_luts(["background", "car"])
+    loss = HierarchyLoss(names)
+    target = torch.randint(0, 7, (2, 8, 8))
+    perfect = {"full_body": torch.nn.functional.one_hot(luts["full_body"][target], 2).permute(0, 3, 1, 2).float() * 50,
+               "half_body": torch.nn.functional.one_hot(luts["half_body"][target], 3).permute(0, 3, 1, 2).float() * 50}
+    assert loss(perfect, target).item() < 1e-6
+    assert loss({k: -v for k, v in perfect.items()}, target).item() > 10
+
+
+def test_hierarchy_heads_train_and_cost_nothing_at_test_time():
+    model = build_model("deeplabv3plus_lite2-d16", hierarchy=True).train()
+    *_, coarse = model(torch.randn(2, 3, 64, 64))
+    assert coarse["full_body"].shape == (2, 2, 64, 64) and coarse["half_body"].shape == (2, 3, 64, 64)
+    plain = build_model("deeplabv3plus_lite2-d16")
+    extra = sum(p.numel() for p in model.parameters()) - sum(p.numel() for p in plain.parameters())
+    assert extra == 256 * 2 + 2 + 256 * 3 + 3  # two 1x1 classifiers
+    with torch.no_grad():
+        assert model.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 7, 64, 64)  # parts only at inference
+    with pytest.raises(SeglibError, match="hierarchy heads"):
+        build_model("fcn_unet_s5-d16", hierarchy=True)

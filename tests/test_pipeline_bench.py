@@ -4,12 +4,16 @@ import os
 import shutil
 
 import nbformat
+import pandas as pd
 import pytest
-from conftest import run_cli
+from conftest import REPO, run_cli
 
 from seglib import config as configs
 from seglib.errors import SeglibError
 from seglib.pipeline import NOTEBOOKS_DIR, run_pipeline
+from seglib.report import fmt
+
+RECORDS = REPO / "tests" / "records"  # a tiny committed record set: smoke runs of the embedded sample
 
 
 def test_notebooks_are_stored_clean_with_a_parameters_cell():
@@ -23,104 +27,127 @@ def test_notebooks_are_stored_clean_with_a_parameters_cell():
 def smoke_pipeline(tmp_path_factory, sample_root):
     out = tmp_path_factory.mktemp("pipeline")
     formats = ("html", "pdf") if shutil.which("xelatex") and shutil.which("pandoc") else ("html",)
-    result = run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), formats=formats)
+    result = run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), formats=formats, experiments=STUDY)
     return out, result, formats
 
 
-def test_pipeline_runs_every_notebook_and_renders_the_report(smoke_pipeline):
+# the report's four, the like-for-like scratch run and one experiment beyond the report (the other two
+# train in test_train's smoke test): the paper's every section, in less time
+STUDY = ("fcn_unet_scratch", "deeplabv3plus_scratch", "deeplabv3plus_pretrained", "deeplabv3plus_pretrained_lovasz",
+         "deeplabv3plus_lite2_scratch", "deeplabv3plus_pretrained_hierarchy")
+
+
+SECTIONS = ("<strong>Abstract.</strong>", 'id="Introduction"', 'id="Method"', 'id="Setup"', 'id="Results"',
+            'id="The-course-report\'s-claims,-tested"', 'id="Beyond-the-course-report"', 'id="Conclusion"', 'id="References"', 'id="Appendix:-the-runs"')
+
+
+def _latex_tables(report):
+    return [o["data"]["text/latex"] for c in report.cells if c.cell_type == "code" for o in c.outputs
+            if "tabular" in o.get("data", {}).get("text/latex", "")]
+
+
+def test_pipeline_trains_exports_records_and_renders_the_paper(smoke_pipeline):
     out, _, formats = smoke_pipeline
     executed = {p.name for p in (out / "executed").glob("*.ipynb")}
-    assert {"01_data_exploration.ipynb", "03_lovasz_borders.ipynb", "04_results.ipynb"} <= executed
-    assert len([n for n in executed if n.startswith("02_experiment-")]) == 6  # 4 experiments, CE and Lovasz x 2 seeds
+    assert {"01_data_exploration.ipynb", "03_report.ipynb"} <= executed
+    # 6 experiments; CE, Lovasz and the hierarchy with 2 seeds each
+    assert len([n for n in executed if n.startswith("02_experiment-")]) == 9
     html = (out / "report" / "report.html").read_text()
-    for needle in ("Table 1: FCN+U-Net", "Table 4: DeepLabv3+ pretrained + Lov", "Figure 5", "Boundary IoU",
-                   "course report", "What pretraining gains"):
+    positions = [html.find(s) for s in SECTIONS]
+    assert -1 not in positions and positions == sorted(positions), dict(zip(SECTIONS, positions))  # in paper order
+    for needle in ("Table 1.", "Figure 1.", "the course report's Figure 5", "Boundary IoU", "roughness ratio",
+                   "(a) Pretraining helps", "(b) Lovász-Softmax", "(c) 2000 iterations", "drawn at random (seed 0)",
+                   "DeepLabv3+ pretrained + hierarchy.", "Inference: 1 forward pass(es) per image"):
         assert needle in html, needle
-    assert "data:image/png;base64" in html and "<img src=\"http" not in html  # images embedded: reads offline
-    assert "src=\"http" not in html and "mathjax" not in html.lower()  # and nothing else is fetched from the web
-    assert (out / "figures" / "figure5.png").is_file()
+    assert "Predictions on the first val images" not in html  # per-run notebooks stay in executed/, not in the paper
+    assert "In&nbsp;[" not in html and "def save(" not in html  # no code, no prompts
+    assert "data:image/png;base64" in html and "src=\"http" not in html and "mathjax" not in html.lower()
+    assert (out / "figures" / "figure5.png").is_file() and (out / "figures" / "learning_curves.png").is_file()
     summary = (out / "results" / "summary.csv").read_text().splitlines()
-    assert summary[0].startswith("experiment,profile,encoder,weights,loss,seed") and len(summary) == 7
+    assert summary[0].startswith("run,experiment,profile,encoder,weights,loss,seed") and len(summary) == 10
+    ids = json.loads((out / "results" / "figures.json").read_text())["ids"]
+    for line in summary[1:]:
+        record = out / "results" / "runs" / line.split(",")[0]
+        assert {p.name for p in record.iterdir()} == {"config.yaml", "metrics.json", "log.csv", "curve.csv", "masks"}
+        assert sorted(p.stem for p in (record / "masks").glob("*.png")) == sorted(ids)
     report = nbformat.read(out / "report" / "report.ipynb", as_version=4)
-    tables = [o["data"]["text/latex"] for c in report.cells if c.cell_type == "code" for o in c.outputs
-              if "tabular" in o.get("data", {}).get("text/latex", "")]
-    assert tables and all(t.startswith("\\begin{adjustbox}{max width=\\linewidth}") for t in tables)  # fit the PDF page
+    tables = _latex_tables(report)
+    assert tables and all(t.startswith("\\begin{adjustbox}{max width=\\linewidth}") for t in tables)  # fit the page
+    assert not any("parameters" in c.metadata.get("tags", []) for c in report.cells)
     if "pdf" in formats:
         assert (out / "report" / "report.pdf").read_bytes()[:4] == b"%PDF"
 
 
+def test_the_report_renders_again_from_its_records_alone(smoke_pipeline, sample_root, tmp_path):
+    """A fresh clone has results/ but no run folder or checkpoint: the report comes back with the same numbers."""
+    out, _, _ = smoke_pipeline
+    shutil.copytree(out / "results", tmp_path / "results")
+    result = run_pipeline(out=tmp_path, data=sample_root, from_records=True, formats=("html",))
+    assert not (tmp_path / "runs").exists() and result["report"] == [tmp_path / "report" / "report.html"]
+    again = nbformat.read(tmp_path / "report" / "report.ipynb", as_version=4)
+    first = nbformat.read(out / "report" / "report.ipynb", as_version=4)
+    assert _latex_tables(again) == _latex_tables(first)
+
+
+def test_a_committed_record_set_renders_without_training(tmp_path, sample_root):
+    shutil.copytree(RECORDS, tmp_path / "results")
+    proc = run_cli("pipeline", "--from-records", "--out", tmp_path, "--formats", "html")
+    assert proc.returncode == 2 and "not on this machine" in proc.stderr  # recorded elsewhere: asks for the data
+    proc = run_cli("pipeline", "--from-records", "--out", tmp_path, "--data", sample_root, "--formats", "html")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    html = (tmp_path / "report" / "report.html").read_text()
+    summary = pd.read_csv(RECORDS / "summary.csv")
+    pretrained = summary[summary.experiment == "deeplabv3plus_pretrained"].mIoU
+    assert f"DeepLabv3+ pretrained {fmt(pretrained)} mIoU" in html  # the abstract's number, from the records
+    assert "Figure" in html and "TCP without encryption" not in proc.stdout + proc.stderr
+
+
 def test_rerun_skips_complete_experiments(smoke_pipeline, sample_root, capsys):
     out, _, _ = smoke_pipeline
-    before = (out / "runs" / "fcn_unet_scratch-seed0" / "final.pt").stat().st_mtime
-    run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",))
+    before = (out / "runs" / "fcn_unet_scratch-smoke-seed0" / "final.pt").stat().st_mtime
+    run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",),
+                 experiments=STUDY)
     assert "complete, skipped" in capsys.readouterr().out
-    assert (out / "runs" / "fcn_unet_scratch-seed0" / "final.pt").stat().st_mtime == before
+    assert (out / "runs" / "fcn_unet_scratch-smoke-seed0" / "final.pt").stat().st_mtime == before
 
 
 def test_executed_copy_older_than_its_run_is_executed_again_without_retraining(smoke_pipeline, sample_root, capsys):
     out, _, _ = smoke_pipeline
-    run = out / "runs" / "fcn_unet_scratch-seed0"
+    run = out / "runs" / "fcn_unet_scratch-smoke-seed0"
     before = (run / "final.pt").stat().st_mtime
-    copy = out / "executed" / "02_experiment-fcn_unet_scratch-seed0.ipynb"
+    copy = out / "executed" / "02_experiment-fcn_unet_scratch-smoke-seed0.ipynb"
     os.utime(copy, (0, 0))  # as if executed for an earlier run in this folder
-    run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",))
+    run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",),
+                 experiments=STUDY)
     printed = capsys.readouterr().out
-    assert "fcn_unet_scratch-seed0: complete, skipped" not in printed and "deeplabv3plus_scratch-seed0: complete, skipped" in printed
+    assert "fcn_unet_scratch-smoke-seed0: complete, skipped" not in printed
+    assert "deeplabv3plus_scratch-smoke-seed0: complete, skipped" in printed
     assert copy.stat().st_mtime > (run / "metrics.json").stat().st_mtime
     assert (run / "final.pt").stat().st_mtime == before
 
 
-def test_missing_prediction_figure_is_drawn_again_without_retraining(smoke_pipeline, sample_root, capsys):
+def test_only_the_study_runs_reach_the_records_and_tables(smoke_pipeline, sample_root):
+    """A run trained by hand into runs/ (the command line's default name) is no extra seed of the study,
+    and a record left from another study is removed; a missing mask is exported again without retraining."""
     out, _, _ = smoke_pipeline
-    run, figure = out / "runs" / "deeplabv3plus_scratch-seed0", out / "figures" / "predictions_deeplabv3plus_scratch-seed0.png"
-    before = (run / "final.pt").stat().st_mtime
-    figure.unlink()
-    run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",))
-    assert "deeplabv3plus_scratch-seed0: complete, skipped" not in capsys.readouterr().out
-    assert figure.is_file() and (run / "final.pt").stat().st_mtime == before
-
-
-def test_report_leaves_out_executed_copies_of_other_seeds(smoke_pipeline, sample_root):
-    out, _, _ = smoke_pipeline
-    stray = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("STRAY SEED 7 COPY")])
-    nbformat.write(stray, out / "executed" / "02_experiment-deeplabv3plus_pretrained-seed7.ipynb")
-    run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["04_results"], formats=("html",))
-    html = (out / "report" / "report.html").read_text()
-    assert "STRAY SEED 7 COPY" not in html and "Figure 5" in html
-
-
-def test_figures_of_runs_outside_the_study_are_removed(smoke_pipeline, sample_root):
-    out, _, _ = smoke_pipeline
-    figures = out / "figures"
-    kept = figures / "predictions_deeplabv3plus_pretrained-seed1.png"
-    strays = [figures / "predictions_deeplabv3plus_pretrained-seed7.png", figures / "borders_closeup_no_such_image.png"]
-    for stray in strays:
-        stray.write_bytes(kept.read_bytes())
-    closeups = {p.name for p in figures.glob("borders_closeup_*.png")} - {strays[1].name}
-    assert closeups  # the smoke study writes close-ups, which must come back after the pruning
-    run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment", "03_lovasz_borders"],
-                 formats=("html",))
-    assert kept.is_file() and not any(s.exists() for s in strays)
-    assert {p.name for p in figures.glob("borders_closeup_*.png")} == closeups
-
-
-def test_run_of_another_profile_gets_rows_of_its_own_and_stays_out_of_the_border_analysis(smoke_pipeline, sample_root):
-    out, _, _ = smoke_pipeline
-    extra = out / "runs" / "deeplabv3plus_pretrained-cpu512-seed0"
-    shutil.copytree(out / "runs" / "deeplabv3plus_pretrained-seed0", extra)
-    configs.save({**configs.read_run_config(extra), "profile": "cpu512", "crop_size": 96}, extra / "config.yaml")
+    stray_run = out / "runs" / "deeplabv3plus_pretrained-smoke-seed7"
+    shutil.copytree(out / "runs" / "deeplabv3plus_pretrained-smoke-seed0", stray_run)
+    configs.save({**configs.read_run_config(stray_run), "seed": 7}, stray_run / "config.yaml")
+    stray_record = out / "results" / "runs" / "old_experiment-cpu-seed0"
+    shutil.copytree(out / "results" / "runs" / "fcn_unet_scratch-smoke-seed0", stray_record)
+    record = out / "results" / "runs" / "deeplabv3plus_scratch-smoke-seed0"
+    mask = next((record / "masks").glob("*.png"))
+    mask.unlink()
+    final = out / "runs" / "deeplabv3plus_scratch-smoke-seed0" / "final.pt"
+    before = final.stat().st_mtime
     try:
-        run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["03_lovasz_borders", "04_results"],
-                     formats=("html",))
-        html = (out / "report" / "report.html").read_text()
-        assert "Table 3: DeepLabv3+ pretrained [cpu512]" in html and "Table 3: DeepLabv3+ pretrained</strong>" in html
-        summary = (out / "results" / "summary.csv").read_text().splitlines()
-        assert len(summary) == 8 and sum(",cpu512," in line for line in summary) == 1
-        borders = (out / "results" / "borders.csv").read_text().splitlines()
-        assert {line.split(",")[1] for line in borders[1:]} == {"0", "1"}  # CE and Lovasz seeds of the study only
-        assert len(borders) == 1 + 4 * 3 * 7  # 4 runs x 3 measures x 7 classes: the cpu512 copy left out
+        run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",),
+                 experiments=STUDY)
+        summary = (out / "results" / "summary.csv").read_text()
+        assert "seed7" not in summary and "old_experiment" not in summary and not stray_record.exists()
+        assert mask.is_file() and final.stat().st_mtime == before
     finally:
-        shutil.rmtree(extra)
+        shutil.rmtree(stray_run)
 
 
 def test_extra_runs_are_checked_and_named_by_profile():
@@ -144,30 +171,32 @@ def test_rerun_with_changed_settings_stops_instead_of_reusing_the_old_run(smoke_
     out, _, _ = smoke_pipeline
     real_load = configs.load
     monkeypatch.setattr(configs, "load", lambda e, p="paper", o=None: {**real_load(e, p, o), "iterations": 5})
-    with pytest.raises(SeglibError, match=r"fcn_unet_scratch-seed0: finished with other settings \(iterations 3 -> 5\)"):
-        run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",))
+    with pytest.raises(SeglibError, match=r"fcn_unet_scratch-smoke-seed0: finished with other settings \(iterations 3 -> 5\)"):
+        run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",),
+                 experiments=STUDY)
 
 
 def test_changed_evaluation_settings_score_a_run_again_without_retraining(smoke_pipeline, sample_root, capsys):
     out, _, _ = smoke_pipeline
-    run = out / "runs" / "fcn_unet_scratch-seed0"
+    run = out / "runs" / "fcn_unet_scratch-smoke-seed0"
     before = (run / "final.pt").stat().st_mtime
     saved = configs.read_run_config(run)
     configs.save({**saved, "eval_flip": not saved["eval_flip"]}, run / "config.yaml")  # scored otherwise before
-    run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0,), only=["02_experiment"], formats=("html",))
+    run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0,), only=["02_experiment"], formats=("html",),
+                 experiments=STUDY)
     printed = capsys.readouterr().out
-    assert "fcn_unet_scratch-seed0: complete, skipped" not in printed
-    assert "deeplabv3plus_scratch-seed0: complete, skipped" in printed
+    assert "fcn_unet_scratch-smoke-seed0: complete, skipped" not in printed
+    assert "deeplabv3plus_scratch-smoke-seed0: complete, skipped" in printed
     assert configs.read_run_config(run)["eval_flip"] == saved["eval_flip"]  # scored under the profile's settings
     assert (run / "final.pt").stat().st_mtime == before
 
 
 def test_force_retrains_a_complete_run(smoke_pipeline, sample_root, capsys):
     out, _, _ = smoke_pipeline
-    final = out / "runs" / "fcn_unet_scratch-seed0" / "final.pt"
+    final = out / "runs" / "fcn_unet_scratch-smoke-seed0" / "final.pt"
     before = final.stat().st_mtime
     run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0,), force=True, only=["02_experiment"],
-                 formats=("html",))
+                 formats=("html",), experiments=STUDY)
     assert "complete, skipped" not in capsys.readouterr().out
     assert final.stat().st_mtime > before
 

@@ -155,8 +155,6 @@ def test_finished_run_is_reused_only_with_the_same_settings(sample_root, tmp_pat
 
 
 def test_changed_evaluation_settings_score_a_finished_run_again(sample_root, tmp_path, monkeypatch):
-    from seglib import results
-
     config = configs.load("deeplabv3plus_pretrained", "smoke", {"iterations": 2})
     run = tmp_path / "run"
     first = train_module.ensure_trained(config, sample_root, run, progress=False)
@@ -174,13 +172,9 @@ def test_changed_evaluation_settings_score_a_finished_run_again(sample_root, tmp
     assert json.loads((run / "metrics.json").read_text())["mIoU"] == again["mIoU"]
     assert again["train_seconds"] == first["train_seconds"] and again["images"] == first["images"]
     assert [(p.scales, p.flip) for p in used] == [((0.75, 1.25), True)]  # scored under the new settings
-    # the border analysis reads the measures stored by that evaluation instead of predicting again
-    assert set(again["boundary"]) == {"boundary_iou", "boundary_f", "perimeter_ratio"}
-    live = results.boundary_scores(run, sample_root, max_images=1)  # another image count: measured now
-    assert len(used) == 2 and set(live) == {"experiment", "seed", "boundary_iou", "boundary_f", "perimeter_ratio"}
-    monkeypatch.setattr(results, "score_model", lambda *a, **k: pytest.fail("stored measures were not used"))
-    stored = results.boundary_scores(run, sample_root)
-    assert stored["boundary_iou"].keys() == again["per_class"].keys()
+    # the border analysis reads the measures stored by that evaluation
+    assert set(again["boundary"]) == {"boundary_iou", "boundary_f", "roughness"}
+    assert again["boundary"]["roughness"].keys() == again["per_class"].keys()
 
 
 def test_bf16_falls_back_to_fp32_on_a_cpu_without_native_bf16(native_bf16, capsys):
@@ -224,3 +218,34 @@ def test_a_run_is_scored_on_the_data_it_records_and_an_unfinished_one_only_when_
     assert proc.returncode == 2 and "unfinished" in proc.stderr and "--checkpoint last.pt" in proc.stderr
     proc = run_cli("evaluate", "--run", run, "--checkpoint", "last.pt")
     assert proc.returncode == 0 and "scoring an unfinished run" not in proc.stdout  # last.pt is at the final iteration
+
+
+def test_evaluation_counts_are_reduced_on_the_model_device(monkeypatch):
+    """Under torchrun on CUDA the NCCL group refuses CPU tensors: the counts go to the model's device."""
+    import numpy as np
+
+    from seglib import evaluate
+
+    seen = []
+
+    class Reduced(Exception):
+        pass
+
+    def fake_all_reduce(tensor):
+        seen.append(tensor.device.type)
+        raise Reduced
+
+    monkeypatch.setattr(evaluate.dist, "all_reduce", fake_all_reduce)
+    with pytest.raises(Reduced):
+        evaluate.sum_across_ranks([np.zeros(3, np.int64)], torch.device("meta"))
+    assert seen == ["meta"]
+
+
+def test_a_setting_added_after_a_run_trained_counts_as_its_default(sample_root, tmp_path):
+    config = configs.load("deeplabv3plus_pretrained", "smoke", {"iterations": 2})
+    train(config, sample_root, tmp_path / "run", progress=False)
+    saved = configs.read_run_config(tmp_path / "run")
+    del saved["hierarchy_weight"]  # as written before the key existed
+    configs.save(saved, tmp_path / "run" / "config.yaml")
+    assert configs.changed_settings(tmp_path / "run", config) == {}
+    assert configs.changed_settings(tmp_path / "run", {**config, "hierarchy_weight": 0.4}) == {"hierarchy_weight": (0, 0.4)}

@@ -1,0 +1,219 @@
+"""The course report's claims, each tested against seed-to-seed variation with a verdict generated
+from the numbers: (a) pretraining helps (per class, like for like), (b) Lovasz-Softmax gives smoother
+borders at about the same mIoU, (c) 2000 iterations were enough; and each experiment beyond the
+course report against the pretrained cross-entropy runs. Reads the study's records only."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import records
+from .report import (
+    CE,
+    LIKE_SCRATCH,
+    LOVASZ,
+    PRETRAINED,
+    R50_SCRATCH,
+    Study,
+    fmt,
+    schedule,
+)
+from .results import (
+    TITLES,
+    difference_vs_noise,
+    gap_verdict,
+    gap_vs_noise,
+    short_verdict,
+)
+
+BORDER_MEASURES = {"boundary_iou": "Boundary IoU (%)", "boundary_f": "boundary F-score (%)",
+                   "roughness": "roughness ratio (1 = as smooth as the ground truth)"}
+
+
+def verdict_sentence(name: str, gap: dict, unit: str = "", digits: int = 2, higher: str = "higher") -> str:
+    """'<name>: A x ± s vs B y ± t (n seeds each); the difference +d<unit> exceeds/is within ...' from numbers."""
+    return (f"{name}: {gap['b']} {gap['mean_b']:.{digits}f} against {gap['a']} {gap['mean_a']:.{digits}f} "
+            f"({gap['seeds_b']} and {gap['seeds_a']} seeds); the difference, {gap['difference']:+.{digits}f}{unit}, "
+            f"{gap_verdict(gap, digits)}")
+
+
+def pretraining_claim(study: Study) -> tuple[pd.DataFrame | None, list[str]]:
+    """Claim (a), pretraining helps: per class, the ImageNet-pretrained model against the same
+    architecture and schedule from scratch (weights=null) when that run exists, else against the
+    ResNet-50 from scratch with the confounds named."""
+    pre = study.runs_of(PRETRAINED)
+    like = study.runs_of(LIKE_SCRATCH)
+    base, confound = (like, "") if not like.empty else (study.runs_of(R50_SCRATCH), (
+        " Not like for like: the scratch model is a ResNet-50 at output stride 8 (" + schedule(study, R50_SCRATCH)
+        + "), the pretrained one EfficientNet-Lite2 at output stride 16 (" + schedule(study, PRETRAINED) + ")."))
+    if pre.empty or base.empty:
+        return None, ["Needs the pretrained run and a run of the same model from scratch."]
+    base_name = TITLES[LIKE_SCRATCH if not like.empty else R50_SCRATCH]
+    table, gap = class_comparison(base, pre, "scratch", "pretrained")
+    lines = [verdict_sentence("mIoU", {**gap, "a": base_name, "b": TITLES[PRETRAINED]}, " points") + "." + confound,
+             gains_sentence("Pretraining", table)]
+    return table, lines
+
+
+def class_comparison(base: pd.DataFrame, runs: pd.DataFrame, base_label: str, label: str) -> tuple[pd.DataFrame, dict]:
+    """Per class (and mIoU): IoU of two groups of runs (mean ± std over seeds), the gain and its verdict
+    against seed variation; with the mIoU gap."""
+    classes = [c[4:] for c in runs.columns if c.startswith("IoU ")]
+    rows, miou = [], None
+    for name in ["mIoU"] + classes:
+        column = name if name == "mIoU" else f"IoU {name}"
+        gap = {"a": base_label, "b": label, **gap_vs_noise(base[column], runs[column])}
+        miou = miou or gap
+        rows.append({"class": "mean (mIoU)" if name == "mIoU" else name, base_label: fmt(base[column]),
+                     label: fmt(runs[column]), "gain": round(gap["difference"], 2), "verdict": short_verdict(gap)})
+    return pd.DataFrame(rows).set_index("class"), miou
+
+
+def gains_sentence(what: str, table: pd.DataFrame) -> str:
+    rows = table.iloc[1:]
+    up = [c for c, r in rows.iterrows() if r.verdict == "beyond noise" and r.gain > 0]
+    down = [c for c, r in rows.iterrows() if r.verdict == "beyond noise" and r.gain < 0]
+    text = f"{what} gains beyond seed variation in {len(up)} of {len(rows)} classes" + (f" ({', '.join(up)})" if up else "")
+    return text + (f" and loses in {len(down)} ({', '.join(down)})." if down else ".")
+
+
+BEYOND = ("deeplabv3plus_pretrained_hierarchy", "deeplabv3plus_pretrained_ce_lovasz", "deeplabv3plus_pretrained_best")
+
+
+def beyond_claims(study: Study) -> list[tuple[str, pd.DataFrame, list[str]]]:
+    """Each experiment beyond the course report against the pretrained CE runs of the same profile:
+    (title, per-class table, sentences), for those that ran."""
+    base = study.runs_of(PRETRAINED)
+    out = []
+    for experiment in BEYOND:
+        runs = study.runs_of(experiment)
+        if runs.empty or base.empty:
+            continue
+        table, gap = class_comparison(base, runs, "cross-entropy", "this experiment")
+        cost = inference_cost(study, experiment)
+        lines = [verdict_sentence("mIoU", {**gap, "a": TITLES[PRETRAINED], "b": TITLES[experiment]}, " points") + ".",
+                 gains_sentence("It", table), cost]
+        out.append((TITLES[experiment], table, lines))
+    return out
+
+
+def inference_cost(study: Study, experiment: str) -> str:
+    """Forward passes per test image (a flip doubles them) and the measured evaluation time per image
+    (which includes the border measures) beside the pretrained CE runs'."""
+    def per_image(exp):
+        seconds = [records.read_metrics(study.record(r)).get("eval_seconds") for _, r in study.runs_of(exp).iterrows()]
+        images = study.runs_of(exp).val_images
+        values = [s / n for s, n in zip(seconds, images) if s]
+        return fmt(values, 3) if values else "n/a"
+    passes = lambda exp: 2 if records.read_config(study.record(study.runs_of(exp).iloc[0]))["eval_flip"] else 1
+    return (f"Inference: {passes(experiment)} forward pass(es) per image against {passes(PRETRAINED)}; evaluation "
+            f"{per_image(experiment)} s per image against {per_image(PRETRAINED)} s (border measures included).")
+
+
+def border_measures(study: Study, experiments=(CE, LOVASZ)) -> list[dict]:
+    """Per run of the main profile: experiment, seed, mIoU and the stored border measures per class."""
+    out = []
+    for _, row in study.summary.iterrows():
+        if row.experiment in experiments and row.profile == study.main:
+            stored = records.read_metrics(study.record(row)).get("boundary")
+            if stored and "roughness" in stored:
+                out.append({"experiment": row.experiment, "seed": row.seed, "mIoU": {"all": row.mIoU}, **stored})
+    return out
+
+
+def lovasz_claim(study: Study) -> list[str]:
+    """Claim (b), Lovász-Softmax gives smoother borders at about the same mIoU: the mIoU gap and each
+    border measure's gap (class means), each against seed-to-seed variation."""
+    measures = border_measures(study)
+    if not {m["experiment"] for m in measures} >= {CE, LOVASZ}:
+        return ["Needs cross-entropy and Lovász runs whose evaluation stored the border measures."]
+    lines = []
+    for key, label in [("mIoU", "mIoU (%)")] + list(BORDER_MEASURES.items()):
+        gap = difference_vs_noise(measures, key, CE, LOVASZ)
+        gap.update(a="cross-entropy", b="Lovász")
+        lines.append(verdict_sentence(label, gap, digits=3 if key == "roughness" else 2) + ".")
+    rough = difference_vs_noise(measures, "roughness", CE, LOVASZ)
+    if rough["exceeds_noise"]:
+        word = "smoother" if rough["difference"] < 0 else "rougher"
+        lines.append(f"So Lovász borders are {word} than cross-entropy's beyond seed variation.")
+    elif np.isfinite(rough["noise"]):
+        lines.append("So the seeds do not show Lovász borders to be smoother or rougher than cross-entropy's.")
+    return lines
+
+
+def curve_frames(study: Study, experiment: str) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
+    """(curve.csv per seed, log.csv per seed) of an experiment's main-profile runs."""
+    curves, logs = [], []
+    for _, row in study.runs_of(experiment).iterrows():
+        folder = study.record(row)
+        if (folder / "curve.csv").is_file():
+            curves.append(pd.read_csv(folder / "curve.csv"))
+        logs.append(pd.read_csv(folder / "log.csv"))
+    return curves, logs
+
+
+def iterations_claim(study: Study) -> tuple[pd.DataFrame | None, list[str]]:
+    """Claim (c), "2000 iterations were enough: loss and performance stopped improving": per experiment,
+    the val mIoU (learning curve, fixed subset) a quarter of the schedule before the end and at the end,
+    the change per seed, and whether it rises beyond its spread over seeds."""
+    rows, groups_by_state = [], {}
+    for experiment in TITLES:
+        curves, _ = curve_frames(study, experiment)
+        before, after = [], []
+        for curve in curves:
+            last = curve.iteration.max()
+            earlier = curve[curve.iteration <= last - last // 4]
+            if len(earlier):
+                before.append(float(earlier.mIoU.iloc[-1]))
+                after.append(float(curve.mIoU.iloc[-1]))
+        if not before:
+            continue
+        change = np.subtract(after, before)
+        if len(change) < 2:
+            state = "one seed"
+        elif change.mean() > 0 and change.mean() > 2 * change.std(ddof=1):
+            state = "still rising"
+        else:
+            state = "flattened"
+        groups_by_state.setdefault(state, []).append(TITLES[experiment])
+        last = int(curves[0].iteration.max())
+        rows.append({"experiment": TITLES[experiment], "seeds": len(change), "iterations": last,
+                     "mIoU 3/4 through": fmt(before), "mIoU at the end": fmt(after),
+                     "change": fmt(change), "verdict": state})
+    if not rows:
+        return None, ["No learning curve has a point a quarter of the schedule before its end."]
+    words = {"still rising": "still rising beyond seed variation at the end (more iterations would likely help)",
+             "flattened": "flat within seed variation over the last quarter (the claim holds)",
+             "one seed": "one seed, not judged"}
+    lines = [f"{words[state]}: {', '.join(names)}." for state, names in groups_by_state.items()]
+    return pd.DataFrame(rows).set_index("experiment"), [line[0].upper() + line[1:] for line in lines]
+
+
+def border_table(measures: list[dict], key: str, digits: int = 2) -> pd.DataFrame:
+    """Per class (and their mean), mean ± std over seeds of one border measure, a column per experiment."""
+    from .data import report_order
+
+    rows = pd.DataFrame([{"experiment": TITLES.get(m["experiment"], m["experiment"]), **m[key]} for m in measures])
+    names = [c for c in rows.columns if c != "experiment"]
+    classes = [names[i] for i in report_order(names)]
+    rows["mean of classes"] = rows[classes].mean(axis=1)
+    return pd.DataFrame({e: {c: fmt(g[c], digits) for c in classes + ["mean of classes"]}
+                         for e, g in rows.groupby("experiment", sort=False)})
+
+
+def closeup_ids(study: Study, dataset, count: int = 2) -> list[str]:
+    """Of the figures' images, the first `count` where both the cross-entropy and the Lovász model
+    (first seeds) find the largest person of the ground truth (plots.person_found): a rule that
+    favours neither."""
+    from .plots import person_found
+
+    folders = [study.record(r.sort_values("seed").iloc[0]) for r in (study.runs_of(CE), study.runs_of(LOVASZ))
+               if not r.empty]
+    if len(folders) < 2:
+        return []
+    chosen = []
+    for image_id in study.figure_ids:
+        _, truth = dataset.load(dataset.ids.index(image_id))
+        if all(person_found(records.read_mask(f, image_id), truth) for f in folders):
+            chosen.append(image_id)
+    return chosen[:count]

@@ -1,0 +1,129 @@
+"""A study run's small records, committed under results/runs/<run>/ so the report re-renders from git
+alone (no checkpoint, no training): its settings (config.yaml), scores and border measures
+(metrics.json), loss and learning curves (log.csv, curve.csv) and the predicted masks of the images
+the figures show (masks/<id>.png, palette PNGs of class indices, a few KB each).
+
+The figures' images are chosen from the ground truth only (figure_ids), never by a model's score.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from . import config as configs
+from .data import IGNORE_INDEX, PascalPartDataset, load_mask
+from .errors import SeglibError
+
+RECORD_FILES = ("config.yaml", "metrics.json", "log.csv", "curve.csv")
+FIGURE_IMAGES, FIGURE_SEED = 6, 0
+
+
+def part_facts(dataset: PascalPartDataset) -> list[dict]:
+    """Per image of the split: id, the number of body parts (non-background classes) present and the
+    share of the photo the person covers, from the ground truth alone."""
+    facts = []
+    for image_id, path in zip(dataset.ids, dataset.mask_paths):
+        mask = load_mask(path, dataset.num_classes)
+        valid = mask != IGNORE_INDEX
+        present = np.bincount(mask[valid].ravel(), minlength=dataset.num_classes)[1:] > 0
+        facts.append({"id": image_id, "parts": int(present.sum()), "person": float(((mask != 0) & valid).mean())})
+    return facts
+
+
+def figure_ids(dataset: PascalPartDataset, count: int = FIGURE_IMAGES, seed: int = FIGURE_SEED) -> tuple[list[str], str]:
+    """(ids, the rule in words): `count` images drawn with a fixed seed among those that show at least
+    five of the body parts and whose person covers at least the split's median share; the part count
+    is lowered one at a time only when too few images qualify (small data), and the rule says so."""
+    facts = part_facts(dataset)
+    median = float(np.median([f["person"] for f in facts]))
+    parts = dataset.num_classes - 1
+    for least in range(min(5, parts), 0, -1):
+        pool = [f["id"] for f in facts if f["parts"] >= least and f["person"] >= median]
+        if len(pool) >= count or least == 1:
+            break
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(pool, size=min(count, len(pool)), replace=False).tolist()) if pool else []
+    rule = (f"{len(chosen)} {dataset.split} images drawn at random (seed {seed}) among the {len(pool)} whose ground "
+            f"truth shows at least {least} of the {parts} body parts and whose person covers at least the split's "
+            f"median share of the photo ({median:.1%}); chosen without looking at any prediction")
+    return chosen, rule
+
+
+def save_mask(mask: np.ndarray, path: Path, class_names: list[str]) -> None:
+    """A palette PNG: pixel values are the class indices (exact), shown in the figures' colours."""
+    from .plots import palette
+
+    image = Image.fromarray(np.asarray(mask, np.uint8), mode="P")
+    image.putpalette(palette(class_names).ravel().tolist())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, optimize=True)
+
+
+def read_mask(record_dir, image_id: str) -> np.ndarray:
+    path = Path(record_dir) / "masks" / f"{image_id}.png"
+    if not path.is_file():
+        raise SeglibError(f"{path}: no stored prediction for image {image_id}; export the run's records again "
+                          "(python -m seglib pipeline ... re-exports them from the run folder)")
+    with Image.open(path) as img:
+        return np.array(img)
+
+
+def is_current(run_dir, record_dir, ids) -> bool:
+    """The record holds this run's files as they are now and a mask for each figure image."""
+    run_dir, record_dir = Path(run_dir), Path(record_dir)
+    same = all((record_dir / f).is_file() and (run_dir / f).read_bytes() == (record_dir / f).read_bytes()
+               for f in RECORD_FILES if (run_dir / f).is_file())
+    return same and all((record_dir / "masks" / f"{i}.png").is_file() for i in ids)
+
+
+def export(run_dir, record_dir, ids, device: str = "auto") -> Path:
+    """Copy RUN_DIR's small files into RECORD_DIR and store its predicted masks of the images `ids`
+    (with the run's own test-time settings, on the data folder it recorded)."""
+    from .evaluate import load_run, predictor_from_config
+
+    run_dir, record_dir = Path(run_dir), Path(record_dir)
+    if not configs.is_complete(run_dir):
+        raise SeglibError(f"{run_dir}: not a finished run; records are exported from finished runs only")
+    if is_current(run_dir, record_dir, ids):
+        return record_dir
+    if record_dir.exists():
+        shutil.rmtree(record_dir)
+    record_dir.mkdir(parents=True)
+    for name in RECORD_FILES:
+        if (run_dir / name).is_file():
+            shutil.copy2(run_dir / name, record_dir / name)
+    model, config, class_names = load_run(run_dir, device)
+    dataset = PascalPartDataset(configs.run_data(run_dir), config["val_split"])
+    predictor = predictor_from_config(model, config, next(model.parameters()).device)
+    for image_id in ids:
+        if image_id not in dataset.ids:
+            raise SeglibError(f"image {image_id} is not in {dataset.root / (dataset.split + '_id.txt')}")
+        image, _ = dataset.load(dataset.ids.index(image_id))
+        save_mask(predictor.predict(image), record_dir / "masks" / f"{image_id}.png", class_names)
+    print(f"[records] {record_dir}: {len(ids)} predicted masks", flush=True)
+    return record_dir
+
+
+def read_config(record_dir) -> dict:
+    return yaml.safe_load((Path(record_dir) / "config.yaml").read_text())
+
+
+def read_metrics(record_dir) -> dict:
+    return json.loads((Path(record_dir) / "metrics.json").read_text())
+
+
+def complete(record_dir) -> bool:
+    return all((Path(record_dir) / f).is_file() for f in ("config.yaml", "metrics.json", "log.csv"))
+
+
+def prune(records_root, keep: set[str]) -> None:
+    """Remove records of runs outside this study, so results/ describes the study only."""
+    for folder in sorted(Path(records_root).glob("*")):
+        if folder.is_dir() and folder.name not in keep:
+            print(f"[records] removed {folder.name} (not in this study)", flush=True)
+            shutil.rmtree(folder)

@@ -1,0 +1,213 @@
+"""The paper's computed parts: the study read from results/ (summary.csv and each run's records), the
+abstract, the method table, numbered captions, the appendix of runs, the conclusion and the references
+(the claims' verdicts are in seglib.claims). The report notebook holds the narrative and calls these;
+nothing here reads a checkpoint.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from . import records
+from .errors import SeglibError
+from .results import (
+    TITLES,
+    course_report,
+    groups,
+    main_profile,
+)
+
+CE, LOVASZ = "deeplabv3plus_pretrained", "deeplabv3plus_pretrained_lovasz"
+PRETRAINED, LIKE_SCRATCH, R50_SCRATCH = "deeplabv3plus_pretrained", "deeplabv3plus_lite2_scratch", "deeplabv3plus_scratch"
+
+REFERENCES = """\
+1. L.-C. Chen, Y. Zhu, G. Papandreou, F. Schroff, H. Adam. Encoder-decoder with atrous separable convolution for semantic image segmentation (DeepLabv3+). ECCV 2018.
+2. L.-C. Chen, G. Papandreou, F. Schroff, H. Adam. Rethinking atrous convolution for semantic image segmentation (DeepLabv3). arXiv:1706.05587, 2017.
+3. O. Ronneberger, P. Fischer, T. Brox. U-Net: convolutional networks for biomedical image segmentation. MICCAI 2015.
+4. M. Berman, A. Rannen Triki, M. B. Blaschko. The Lovász-Softmax loss. CVPR 2018.
+5. X. Chen, R. Mottaghi, X. Liu, S. Fidler, R. Urtasun, A. Yuille. Detect what you can: detecting and representing objects using holistic models and body parts (Pascal-Part). CVPR 2014.
+6. M. Tan, Q. Le. EfficientNet: rethinking model scaling for convolutional neural networks. ICML 2019 (EfficientNet-Lite: TensorFlow model garden).
+7. B. Cheng, R. Girshick, P. Dollár, A. C. Berg, A. Kirillov. Boundary IoU: improving object-centric image segmentation evaluation. CVPR 2021.
+8. MMSegmentation contributors. MMSegmentation: OpenMMLab semantic segmentation toolbox and benchmark. 2020.
+9. P. Iakubovskii. Segmentation Models PyTorch. 2019.
+"""
+
+
+@dataclass
+class Study:
+    """The runs behind the report: summary.csv's rows and, per row, its record folder."""
+    results: Path
+    summary: pd.DataFrame
+    records: dict = field(default_factory=dict)  # run name -> record folder
+    figure_ids: list = field(default_factory=list)
+    figure_rule: str = ""
+    main: str | None = None
+
+    def record(self, row) -> Path:
+        return self.records[row["run"]]
+
+    def runs_of(self, experiment: str, profile: str | None = None) -> pd.DataFrame:
+        profile = profile or self.main
+        return self.summary[(self.summary.experiment == experiment) & (self.summary.profile == profile)]
+
+
+def load_study(results_dir) -> Study:
+    """results/summary.csv, the records it lists (every one must be there) and the figures' images."""
+    results_dir = Path(results_dir)
+    path = results_dir / "summary.csv"
+    if not path.is_file():
+        raise SeglibError(f"{path}: not found; train the study first (make report ...) or point results_dir at "
+                          "a folder with summary.csv and runs/")
+    summary = pd.read_csv(path)
+    if "run" not in summary:
+        raise SeglibError(f"{path}: written before runs kept records (no run column); the report renders from "
+                          "records: run the study (make report ...) to write them")
+    folders = {run: results_dir / "runs" / run for run in summary.run}
+    missing = [str(f) for f in folders.values() if not records.complete(f)]
+    if missing:
+        raise SeglibError(f"{missing[0]}: the record of a run summary.csv lists is missing or incomplete; "
+                          "export it again with the pipeline")
+    figure = json.loads((results_dir / "figures.json").read_text()) if (results_dir / "figures.json").is_file() else {}
+    return Study(results_dir, summary, folders, figure.get("ids", []), figure.get("rule", ""), main_profile(summary))
+
+
+def fmt(values, digits: int = 2) -> str:
+    values = pd.Series(values, dtype=float).dropna()
+    if values.empty:
+        return "n/a"
+    return f"{values.mean():.{digits}f}" if len(values) == 1 else f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
+
+
+def seeds_phrase(runs: pd.DataFrame) -> str:
+    return f"{len(runs)} seed{'s' if len(runs) != 1 else ''}"
+
+
+def abstract(study: Study) -> str:
+    """The abstract's numbers, from the study's runs."""
+    parts = []
+    for experiment, profile, runs in groups(study.summary, study.main):
+        if profile != study.main or runs.empty:
+            continue
+        parts.append(f"{TITLES[experiment]} {fmt(runs.mIoU)} mIoU ({seeds_phrase(runs)}; course report "
+                     f"{course_report()[experiment]['mIoU']:.2f})" if experiment in course_report()
+                     else f"{TITLES[experiment]} {fmt(runs.mIoU)} mIoU ({seeds_phrase(runs)})")
+    return "; ".join(parts)
+
+
+def schedule(study: Study, experiment: str) -> str:
+    runs = study.runs_of(experiment)
+    if runs.empty:
+        return "not run"
+    row = runs.iloc[0]
+    return f"crop {row.crop}, {row.iterations} iterations"
+
+
+# The course report's protocol as it states it (section 5.2), for the "course report" column only.
+COURSE_PROTOCOL = {
+    "pretrained encoder": "ResNet-50, ImageNet",
+    "output stride, ASPP rates": "8; 12, 24, 36",
+    "training input": "short edge 512, random 512 crop, flip",
+    "iterations, batch": "2000, 4",
+    "optimizer": "SGD lr 0.01, mom. 0.9, wd 0.0005",
+    "test-time augmentation": "none stated",
+    "hardware": "one GeForce RTX 3090",
+}
+
+
+def method_table(study: Study) -> pd.DataFrame:
+    """What this study ran against what the course report states, one row per aspect; this study's
+    column is read from the runs' recorded settings (main profile; scratch-only profiles noted)."""
+    from .models import DEEPLAB_SHAPES, aspp_rates
+    from .results import ENCODERS
+
+    pre = study.runs_of(PRETRAINED)
+    row = pre.iloc[0] if not pre.empty else study.summary.iloc[0]
+    config = records.read_config(study.record(row))
+    metrics = records.read_metrics(study.record(row))
+    stride = DEEPLAB_SHAPES.get(config["model"], (None,))[0]
+    profiles = sorted(set(study.summary.profile))
+    ours = {
+        "pretrained encoder": f"{ENCODERS.get(config['model'], config['model'])}, {config['weights'] or 'none'}",
+        "output stride, ASPP rates": f"{stride}; {', '.join(map(str, aspp_rates(stride)))}" if stride else "n/a",
+        "training input": (f"short edge {config.get('train_size') or config['crop_size']}, random {config['crop_size']} "
+                           f"crop, flip" + (f", rescale {config['scale_range'][0]}-{config['scale_range'][1]}"
+                                             if config["scale_range"] != [1.0, 1.0] else "")),
+        "iterations, batch": f"{config['iterations']}, {config['batch_size']}",
+        "optimizer": f"SGD lr {config['lr']}, mom. {config['momentum']}, wd {config['weight_decay']}",
+        "test-time augmentation": ("flip" if config["eval_flip"] else "none")
+                                  + (f", scales {config['eval_scales']}" if config["eval_scales"] != [1.0] else ""),
+        "hardware": f"{metrics.get('host') or metrics.get('device', '?')} ({metrics.get('precision', '?')})",
+    }
+    table = pd.DataFrame({"course report": COURSE_PROTOCOL, f"this study ({row.profile} profile)": ours})
+    table.index.name = "aspect"
+    if len(profiles) > 1:
+        table.loc["profiles in the tables", f"this study ({row.profile} profile)"] = ", ".join(profiles)
+        table.loc["profiles in the tables", "course report"] = "one"
+    return table
+
+
+def runs_table(study: Study) -> pd.DataFrame:
+    """Appendix: one row per run: its settings, training time and scores."""
+    cols = ["experiment", "profile", "seed", "crop", "iterations", "precision", "train_seconds", "mIoU", "mAcc", "aAcc"]
+    table = study.summary[[c for c in cols if c in study.summary]].copy()
+    table["experiment"] = [TITLES.get(e, e) for e in table.experiment]
+    table = table.rename(columns={"train_seconds": "train s"})
+    return table.reset_index(drop=True).set_index("experiment")
+
+
+def conclusion(study: Study, pretraining: list[str], lovasz: list[str], iterations: list[str], beyond=()) -> str:
+    """The conclusion's sentences, assembled from the claims' generated verdicts."""
+    lines = [f"- Scores: {abstract(study)}."]
+    lines += [f"- Pretraining: {pretraining[0]}"] if pretraining else []
+    lines += [f"- Lovász-Softmax: {lovasz[-1]}"] if lovasz else []
+    lines += [f"- Schedule: {line}" for line in iterations]
+    lines += [f"- {title}: {sentences[0]}" for title, _, sentences in beyond]
+    return "\n".join(lines)
+
+
+class Captions:
+    """Numbered captions in order of appearance: caps.table('...') -> '**Table 3.** ...'."""
+
+    def __init__(self):
+        self.counts = {"Table": 0, "Figure": 0}
+
+    def _next(self, kind: str, text: str) -> str:
+        self.counts[kind] += 1
+        return f"**{kind} {self.counts[kind]}.** {text}"
+
+    def table(self, text: str) -> str:
+        return self._next("Table", text)
+
+    def figure(self, text: str) -> str:
+        return self._next("Figure", text)
+
+
+def first_seed_records(study: Study, experiments=None) -> dict[str, Path]:
+    """{title: record folder of the lowest seed} per experiment (all, or those named) and profile: the
+    columns of the prediction figures."""
+    from .results import title
+
+    out = {}
+    for experiment, profile, runs in groups(study.summary, study.main):
+        if not runs.empty and (experiments is None or experiment in experiments):
+            out[title(experiment, profile, study.main)] = study.record(runs.sort_values("seed").iloc[0])
+    return out
+
+
+def study_data(study: Study, data=None) -> Path:
+    """The data folder for the figures' photos: `data` when given, else the one the runs recorded."""
+    from .data import default_root
+
+    if data:
+        return Path(data)
+    recorded = [records.read_config(f).get("data") for f in study.records.values()]
+    found = [Path(r) for r in recorded if r and Path(r).is_dir()]
+    if found:
+        return found[0]
+    if any(recorded):
+        raise SeglibError(f"the runs were trained on {next(r for r in recorded if r)}, which is not on this machine; "
+                          "pass the data folder (DATA=... or data=...)")
+    return default_root()

@@ -1,0 +1,100 @@
+"""The paper's parts that do not need a run: the figures' image rule, the close-ups' crop and rule,
+numbered captions and generated verdicts."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from seglib import claims, plots, records, report
+from seglib.data import PascalPartDataset
+
+
+def test_figure_images_follow_the_ground_truth_rule_and_a_fixed_seed(sample_root):
+    val = PascalPartDataset(sample_root, "val")
+    ids, rule = records.figure_ids(val, count=3)
+    assert ids == records.figure_ids(val, count=3)[0] and ids == sorted(ids) and len(ids) == 3
+    facts = {f["id"]: f for f in records.part_facts(val)}
+    median = np.median([f["person"] for f in facts.values()])
+    least = int(rule.split("at least ")[1].split(" ")[0])
+    assert all(facts[i]["parts"] >= least and facts[i]["person"] >= median for i in ids)
+    assert "seed 0" in rule and "without looking at any prediction" in rule
+    assert records.figure_ids(val, count=3, seed=1)[0] != ids or len({f["id"] for f in facts.values()}) <= 3
+
+
+def _two_people():
+    """2008_000132's trap: two people at the left and right edges, the mean of all person pixels between them."""
+    truth = np.zeros((100, 200), np.int64)
+    truth[20:90, 5:35] = 2  # the larger person, left
+    truth[10:30, 10:30] = 1
+    truth[40:70, 170:190] = 2  # a smaller one, right
+    return truth
+
+
+def test_closeup_crops_the_largest_person_with_a_margin():
+    truth = _two_people()
+    rows, cols = plots.person_box(truth)
+    crop = truth[rows, cols]
+    assert (crop != 0).sum() == (truth[:, :100] != 0).sum()  # all of the left person, none of the right
+    assert (rows.start, rows.stop, cols.start, cols.stop) == (0, 100, 1, 39)  # a 15% margin, clipped at the frame
+    with pytest.raises(ValueError, match="no person"):
+        plots.person_box(np.zeros((10, 10), np.int64))
+
+
+def test_closeups_need_both_models_to_find_the_person():
+    truth = _two_people()
+    found, missed = truth.copy(), truth.copy()
+    missed[:, :100] = 0  # misses the large person, finds the small one
+    assert plots.person_found(found, truth) and not plots.person_found(missed, truth)
+    image = np.zeros(truth.shape + (3,), np.uint8)
+    fig = plots.border_closeups(image, truth, {"a": found, "b": found}, ["background", "head", "torso"])
+    assert len([ax for ax in fig.axes if ax.images]) == 4
+
+
+def test_captions_are_numbered_in_order_per_kind():
+    caps = report.Captions()
+    assert caps.table("x") == "**Table 1.** x" and caps.figure("y") == "**Figure 1.** y" and caps.table("z").startswith("**Table 2.**")
+
+
+def test_verdicts_are_generated_from_the_numbers():
+    gap = {"a": "cross-entropy", "b": "Lovász", **claims.gap_vs_noise([1.00, 1.02, 0.98], [1.30, 1.32, 1.28])}
+    sentence = claims.verdict_sentence("roughness", gap, digits=3)
+    assert "Lovász 1.300 against cross-entropy 1.000" in sentence and "+0.300" in sentence and "exceeds" in sentence
+    assert report.fmt([1.0, 2.0, 3.0]) == "2.00 ± 1.00" and report.fmt([5.0]) == "5.00" and report.fmt([]) == "n/a"
+
+
+def test_pretraining_claim_is_like_for_like_when_the_scratch_run_exists(tmp_path):
+    rows = [{"run": f"r{i}", "experiment": e, "profile": "paper", "seed": s, "mIoU": m, "IoU head": h, "crop": 512,
+             "iterations": 2000}
+            for i, (e, s, m, h) in enumerate([("deeplabv3plus_pretrained", 0, 50.0, 80.0), ("deeplabv3plus_pretrained", 1, 51.0, 81.0),
+                                              ("deeplabv3plus_pretrained", 2, 52.0, 79.0),
+                                              ("deeplabv3plus_lite2_scratch", 0, 20.0, 30.0),
+                                              ("deeplabv3plus_scratch", 0, 22.0, 35.0)])]
+    study = report.Study(tmp_path, pd.DataFrame(rows), main="paper")
+    table, lines = claims.pretraining_claim(study)
+    assert table.loc["head", "scratch"] == "30.00" and table.loc["head", "gain"] == pytest.approx(50.0)
+    assert "DeepLabv3+ Lite2 (scratch)" in lines[0] and "Not like for like" not in lines[0]
+    assert table.loc["mean (mIoU)", "verdict"] == "beyond noise"
+    without = report.Study(tmp_path, pd.DataFrame([r for r in rows if "lite2" not in r["experiment"]]), main="paper")
+    assert "Not like for like" in claims.pretraining_claim(without)[1][0]
+
+
+def test_the_report_notebook_without_records_says_so_in_one_line(tmp_path, monkeypatch):
+    """Opened by hand (any working directory) before any study: one line naming what is missing and what to run."""
+    import papermill
+
+    from seglib.pipeline import NOTEBOOKS_DIR
+
+    with pytest.raises(papermill.PapermillExecutionError) as error:
+        papermill.execute_notebook(str(NOTEBOOKS_DIR / "03_report.ipynb"), str(tmp_path / "out.ipynb"),
+                                   parameters={"results_dir": str(tmp_path / "nothing")}, kernel_name="python3",
+                                   progress_bar=False, cwd=str(tmp_path), extra_arguments=["--IPKernelApp.log_level=ERROR"])
+    assert error.value.ename == "SeglibError"
+    assert "summary.csv: not found" in error.value.evalue and "make report" in error.value.evalue
+    assert "\n" not in error.value.evalue.strip()
+
+
+def test_default_study_folders_do_not_depend_on_the_working_directory(tmp_path, monkeypatch):
+    from seglib import paths
+
+    monkeypatch.chdir(tmp_path)
+    assert paths.default_study_dir("smoke") == paths.CHECKOUT / "output" / "smoke"
+    assert paths.run_name("deeplabv3plus_pretrained", "paper", 2) == "deeplabv3plus_pretrained-paper-seed2"
