@@ -1,6 +1,7 @@
 """A non-editable install (pip install .) runs the commands from any folder: the experiment files,
 the notebooks and the embedded sample travel inside the package."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -10,9 +11,12 @@ from conftest import REPO
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    target = tmp_path_factory.mktemp("site")
+    target, source = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("src") / "seglib"
+    # from a copy of the checkout: an in-tree build would leave build/ and *.egg-info in the repository
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", "runs", "output", "executed", "build",
+                                                                "*.egg-info", "__pycache__", "results", "report", "figures"))
     proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-                           "--target", str(target), str(REPO)], check=True, capture_output=True, text=True, timeout=600)
+                           "--target", str(target), str(source)], check=True, capture_output=True, text=True, timeout=600)
     assert "project.license" not in proc.stdout + proc.stderr  # no wall of setuptools deprecation text
     return target
 
