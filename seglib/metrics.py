@@ -140,8 +140,8 @@ def roughness_ratio(pred, target, num_classes: int, ignore_index: int = IGNORE_I
     (perimeter / sqrt(area)) of the prediction over that of the ground truth. 1.0 = as smooth as the
     ground truth, above 1 = rougher (a saw-tooth border, or fragments), below 1 = smoother. Perimeter over
     sqrt(area) does not depend on size, so a smaller or larger copy of the true shape scores about 1:
-    the measure is not how much is predicted. NaN where either side lacks the class or the true region
-    has no border inside the image. Pixels the ground truth ignores count as background on both sides."""
+    the measure is not how much is predicted. NaN where either side lacks the class or has no border
+    inside the image (a region filling the photo). Pixels the ground truth ignores count as background on both sides."""
     pred, target = _as_numpy(pred), _as_numpy(target)
     valid = target != ignore_index
     out = np.full(num_classes, np.nan)
@@ -151,7 +151,7 @@ def roughness_ratio(pred, target, num_classes: int, ignore_index: int = IGNORE_I
         if not area_p or not area_t:
             continue
         per_p, per_t = perimeter(p), perimeter(t)
-        if per_t == 0:
+        if per_t == 0 or per_p == 0:
             continue
         out[c] = (per_p / np.sqrt(area_p)) / (per_t / np.sqrt(area_t))
     return out

@@ -132,6 +132,8 @@ def test_roughness_is_nan_where_a_side_lacks_the_class_and_averages_geometricall
     empty = np.zeros_like(target)
     r = metrics.roughness_ratio(empty, target, 3)
     assert np.isnan(r[1]) and np.isnan(r[2]) and not np.isnan(r[0])
+    r = metrics.roughness_ratio(np.ones_like(target), target, 2)  # the prediction fills the photo: no border to judge
+    assert np.isnan(r).all()
     logs, counts = np.log(np.array([2.0, 1.0])) + np.log(np.array([0.5, 1.0])), np.array([2, 2])
     assert metrics.geometric_mean(logs, counts).tolist() == pytest.approx([1.0, 1.0])
     assert np.isnan(metrics.geometric_mean(np.zeros(1), np.zeros(1, np.int64))[0])

@@ -98,3 +98,18 @@ def test_default_study_folders_do_not_depend_on_the_working_directory(tmp_path, 
     monkeypatch.chdir(tmp_path)
     assert paths.default_study_dir("smoke") == paths.CHECKOUT / "output" / "smoke"
     assert paths.run_name("deeplabv3plus_pretrained", "paper", 2) == "deeplabv3plus_pretrained-paper-seed2"
+
+
+def test_git_keeps_the_records_of_a_study():
+    """Run folders stay out of git, but results/runs/RUN (the records the report renders from) must not."""
+    import shutil
+    import subprocess
+
+    from conftest import REPO
+
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = lambda path: subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO, check=False).returncode == 0
+    assert ignored("runs/deeplabv3plus_pretrained-paper-seed0/last.pt")
+    assert not ignored("results/runs/deeplabv3plus_pretrained-paper-seed0/metrics.json")
+    assert not ignored("results/runs/deeplabv3plus_pretrained-paper-seed0/masks/2008_000123.png")
