@@ -33,15 +33,18 @@ HTML_TEMPLATE = Path(__file__).resolve().parent / "report.html.j2"  # lab's, wit
 PDF_PACKAGES = "texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc"
 
 
-def execute(name: str, output: Path, parameters: dict) -> Path:
+def execute(name: str, output: Path, parameters: dict, stream: bool = False) -> Path:
+    """Run a notebook with papermill; stream=True passes its stdout and stderr (a training run's progress
+    bar and learning-curve lines) through to this process's, so hours of training are not silent."""
     import papermill
 
     output.parent.mkdir(parents=True, exist_ok=True)
     print(f"[pipeline] {name} -> {output}", flush=True)
+    streams = {"stdout_file": sys.stdout, "stderr_file": sys.stderr} if stream else {}
     try:
         papermill.execute_notebook(str(NOTEBOOKS_DIR / f"{name}.ipynb"), str(output), parameters=parameters,
                                    kernel_name="python3", progress_bar=False, cwd=str(output.parent),
-                                   extra_arguments=["--IPKernelApp.log_level=ERROR"])  # no TCP warning per notebook
+                                   extra_arguments=["--IPKernelApp.log_level=ERROR"], **streams)  # no TCP warning
     except papermill.PapermillExecutionError as exc:
         raise SeglibError(f"notebook {name} failed: {exc.ename}: {str(exc.evalue).splitlines()[-1] if exc.evalue else ''} "
                           f"(executed copy: {output})") from None
@@ -94,7 +97,7 @@ def train_study(study, data: Path, out: Path, force: bool, device: str, wanted) 
             # the notebook trains through train.ensure_trained (which skips a complete run unless forced,
             # and scores it again if only its evaluation settings changed)
             execute(EXPERIMENT, copy, {"data": str(data), "profile": run_profile, "experiment": experiment, "seed": seed,
-                                       "device": device, "run_dir": str(run_dir), "force": force})
+                                       "device": device, "run_dir": str(run_dir), "force": force}, stream=True)
         elif current:
             print(f"[pipeline] {tag}: complete, skipped (--force to rerun)", flush=True)
         if not configs.is_complete(run_dir):

@@ -214,3 +214,14 @@ def test_bench_writes_throughputs(tmp_path):
     result = json.loads((tmp_path / "bench.json").read_text())
     for key in ("train_images_per_s", "baseline_train_images_per_s", "eval_images_per_s", "data_images_per_s_per_worker"):
         assert result[key] > 0
+
+
+def test_a_training_notebook_streams_its_progress(tmp_path, sample_root, capfd):
+    """Hours of training through the pipeline are not silent: the run's progress reaches the terminal."""
+    from seglib.pipeline import EXPERIMENT, execute
+
+    execute(EXPERIMENT, tmp_path / "nb.ipynb", {"data": str(sample_root), "profile": "smoke", "run_dir": str(tmp_path / "run"),
+                                                "experiment": "fcn_unet_scratch"}, stream=True)
+    printed = capfd.readouterr()
+    assert "fcn_unet_scratch:" in printed.err and "it/s" in printed.err  # the tqdm bar
+    assert "iteration 2: val mIoU" in printed.out  # the learning curve's line
