@@ -27,7 +27,7 @@ def test_a_wheel_install_trains_the_smoke_experiment_from_another_folder(install
     where = subprocess.run([sys.executable, "-c", "import seglib.paths as p; print(p.in_checkout(), p.shipped('experiments'))"],
                            cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     assert where.stdout.startswith("False ") and str(installed) in where.stdout  # not the checkout's files
-    for name in ("experiments/defaults.yaml", "notebooks/04_results.ipynb", "data/sample/classes.txt"):
+    for name in ("experiments/defaults.yaml", "notebooks/03_report.ipynb", "data/sample/classes.txt"):
         assert (installed / "seglib" / "shipped" / name).is_file(), name
     proc = subprocess.run([sys.executable, "-m", "seglib", "train", "--experiment", "deeplabv3plus_pretrained",
                            "--profile", "smoke"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
