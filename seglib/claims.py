@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from . import records
+from .config import read_run_config
 from .report import (
     CE,
     LIKE_SCRATCH,
@@ -23,6 +24,7 @@ from .results import (
     difference_vs_noise,
     gap_verdict,
     gap_vs_noise,
+    read_metrics,
     short_verdict,
 )
 
@@ -101,11 +103,11 @@ def inference_cost(study: Study, experiment: str) -> str:
     """Forward passes per test image (a flip doubles them) and the measured evaluation time per image
     (which includes the border measures) beside the pretrained CE runs'."""
     def per_image(exp):
-        seconds = [records.read_metrics(study.record(r)).get("eval_seconds") for _, r in study.runs_of(exp).iterrows()]
+        seconds = [read_metrics(study.record(r)).get("eval_seconds") for _, r in study.runs_of(exp).iterrows()]
         images = study.runs_of(exp).val_images
         values = [s / n for s, n in zip(seconds, images) if s]
         return fmt(values, 3) if values else "n/a"
-    passes = lambda exp: 2 if records.read_config(study.record(study.runs_of(exp).iloc[0]))["eval_flip"] else 1
+    passes = lambda exp: 2 if read_run_config(study.record(study.runs_of(exp).iloc[0]))["eval_flip"] else 1
     return (f"Inference: {passes(experiment)} forward pass(es) per image against {passes(PRETRAINED)}; evaluation "
             f"{per_image(experiment)} s per image against {per_image(PRETRAINED)} s (border measures included).")
 
@@ -115,7 +117,7 @@ def border_measures(study: Study, experiments=(CE, LOVASZ)) -> list[dict]:
     out = []
     for _, row in study.summary.iterrows():
         if row.experiment in experiments and row.profile == study.main:
-            stored = records.read_metrics(study.record(row)).get("boundary")
+            stored = read_metrics(study.record(row)).get("boundary")
             if stored and "roughness" in stored:
                 out.append({"experiment": row.experiment, "seed": row.seed, "mIoU": {"all": row.mIoU}, **stored})
     return out

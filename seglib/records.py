@@ -7,12 +7,10 @@ The figures' images are chosen from the ground truth only (figure_ids), never by
 """
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
-import yaml
 from PIL import Image
 
 from . import config as configs
@@ -107,14 +105,6 @@ def export(run_dir, record_dir, ids, device: str = "auto") -> Path:
         save_mask(predictor.predict(image), record_dir / "masks" / f"{image_id}.png", class_names)
     print(f"[records] {record_dir}: {len(ids)} predicted masks", flush=True)
     return record_dir
-
-
-def read_config(record_dir) -> dict:
-    return yaml.safe_load((Path(record_dir) / "config.yaml").read_text())
-
-
-def read_metrics(record_dir) -> dict:
-    return json.loads((Path(record_dir) / "metrics.json").read_text())
 
 
 def complete(record_dir) -> bool:

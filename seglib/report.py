@@ -12,12 +12,14 @@ from pathlib import Path
 import pandas as pd
 
 from . import records
+from .config import read_run_config
 from .errors import SeglibError
 from .results import (
     TITLES,
     course_report,
     groups,
     main_profile,
+    read_metrics,
 )
 
 CE, LOVASZ = "deeplabv3plus_pretrained", "deeplabv3plus_pretrained_lovasz"
@@ -125,8 +127,8 @@ def method_table(study: Study) -> pd.DataFrame:
 
     pre = study.runs_of(PRETRAINED)
     row = pre.iloc[0] if not pre.empty else study.summary.iloc[0]
-    config = records.read_config(study.record(row))
-    metrics = records.read_metrics(study.record(row))
+    config = read_run_config(study.record(row))
+    metrics = read_metrics(study.record(row))
     stride = DEEPLAB_SHAPES.get(config["model"], (None,))[0]
     profiles = sorted(set(study.summary.profile))
     ours = {
@@ -203,7 +205,7 @@ def study_data(study: Study, data=None) -> Path:
 
     if data:
         return Path(data)
-    recorded = [records.read_config(f).get("data") for f in study.records.values()]
+    recorded = [read_run_config(f).get("data") for f in study.records.values()]
     found = [Path(r) for r in recorded if r and Path(r).is_dir()]
     if found:
         return found[0]
