@@ -52,13 +52,15 @@ def execute(name: str, output: Path, parameters: dict, stream: bool = False) -> 
 
 
 def experiment_runs(seeds, profile: str, extra=(), experiments=None) -> list[tuple[str, str, int, str]]:
-    """(experiment, profile, seed, run folder name) of every run in the study: each experiment (all of them
-    unless named; several seeds for CE and Lovasz), then each extra (experiment, profile, n) with the first n seeds."""
+    """(experiment, profile, seed, run folder name) of every run in the study, seed by seed: the first seed of
+    each experiment (all of them unless named), then the next seed of those compared over seeds (MULTI_SEED),
+    and so on; then each extra (experiment, profile, n) with the first n seeds. Seed-major order gives a
+    whole report early in a study that takes days on a CPU; the repeats come after."""
     unknown = [e for e in experiments or () if e not in configs.EXPERIMENTS]
     if unknown:
         raise SeglibError(f"--experiments {unknown[0]!r}: unknown; choose from {', '.join(configs.EXPERIMENTS)}")
     chosen = [e for e in configs.EXPERIMENTS if not experiments or e in experiments]
-    study = [(e, profile, s) for e in chosen for s in (seeds if e in MULTI_SEED else seeds[:1])]
+    study = [(e, profile, s) for s in seeds for e in chosen if e in MULTI_SEED or s == seeds[0]]
     study += [(e, p, s) for e, p, n in extra for s in seeds[:n]]
     return [(e, p, s, run_name(e, p, s)) for e, p, s in study]
 

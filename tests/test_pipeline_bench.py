@@ -157,6 +157,10 @@ def test_extra_runs_are_checked_and_named_by_profile():
     runs = experiment_runs([0, 1], "cpu", extra)
     assert runs[-1] == ("deeplabv3plus_pretrained", "cpu512", 0, "deeplabv3plus_pretrained-cpu512-seed0")
     assert [r for r in runs if r[1] == "cpu512"] == [runs[-1]]  # one seed unless asked for more
+    # seed by seed: every experiment's first seed before any repeat
+    seeds = [seed for _, profile, seed, _ in runs if profile == "cpu"]
+    assert seeds == sorted(seeds) and seeds.count(0) == len(configs.EXPERIMENTS)
+    assert runs[len(configs.EXPERIMENTS)][0] == "deeplabv3plus_pretrained"
     two = experiment_runs([3, 4, 5], "cpu", parse_extra(["deeplabv3plus_pretrained@cpu512:2"], "cpu", (3, 4, 5)))
     assert [tag for *_, tag in two if "cpu512" in tag] == ["deeplabv3plus_pretrained-cpu512-seed3",
                                                            "deeplabv3plus_pretrained-cpu512-seed4"]
