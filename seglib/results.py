@@ -131,7 +131,8 @@ def notebook_display() -> None:
     shell = get_ipython()
     if shell is not None:  # type printers take precedence over DataFrame._repr_latex_
         shell.display_formatter.formatters["text/latex"].for_type(pd.DataFrame, latex_fitting_the_page)
-        shell.run_line_magic("xmode", "Minimal")  # a user's mistake (no runs, no data) reads as one line
+        # a user's mistake (no runs, no data) reads as one line; %xmode would print its mode into the paper
+        shell.InteractiveTB.set_mode(mode="Minimal")
 
 
 def latex_fitting_the_page(frame: pd.DataFrame) -> str:

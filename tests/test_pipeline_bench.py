@@ -100,6 +100,7 @@ def test_a_committed_record_set_renders_without_training(tmp_path, sample_root):
     pretrained = summary[summary.experiment == "deeplabv3plus_pretrained"].mIoU
     assert f"DeepLabv3+ pretrained {fmt(pretrained)} mIoU" in html  # the abstract's number, from the records
     assert "Figure" in html and "TCP without encryption" not in proc.stdout + proc.stderr
+    assert "Exception reporting mode" not in html  # the notebook's set-up prints nothing into the paper
 
 
 def test_rerun_skips_complete_experiments(smoke_pipeline, sample_root, capsys):
