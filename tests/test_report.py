@@ -90,6 +90,7 @@ def test_the_report_notebook_without_records_says_so_in_one_line(tmp_path, monke
     assert error.value.ename == "SeglibError"
     assert "summary.csv: not found" in error.value.evalue and "make report" in error.value.evalue
     assert "\n" not in error.value.evalue.strip()
+    assert len(error.value.traceback) == 1  # the minimal traceback mode: no stack of seglib frames
 
 
 def test_default_study_folders_do_not_depend_on_the_working_directory(tmp_path, monkeypatch):
