@@ -41,11 +41,17 @@ def depthwise_fp32(model):
         conv.__class__ = FP32Conv2d
 
 
+def compiled(model):
+    """torch.compile (inductor: fused C++ kernels on the CPU), in place."""
+    model.compile()
+
+
 # name: (precision, channels_last, change to single layers, label)
 VARIANTS = {"fp32": ("fp32", False, None, "fp32"),
             "fp32-cl": ("fp32", True, None, "fp32+channels_last"),
             "fp32-cl-dw-contiguous": ("fp32", True, depthwise_contiguous,
                                       "fp32+channels_last, dilated depthwise convs contiguous"),
+            "fp32-cl-compile": ("fp32", True, compiled, "fp32+channels_last, torch.compile"),
             "bf16": ("bf16", False, None, "bf16"),
             "bf16-cl": ("bf16", True, None, "bf16+channels_last (wrong gradients)"),
             "bf16-cl-dw-contiguous": ("bf16", True, depthwise_contiguous,
