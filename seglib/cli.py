@@ -53,7 +53,7 @@ def cmd_evaluate(args):
                     "max_eval_images": args.max_images}
         config = {**config, **{k: v for k, v in settings.items() if v is not None}, "device": args.device}
         score = rescore(config, data_root, args.run)
-        print(f"updated {args.run / 'metrics.json'} and config.yaml")
+        print(f"updated {args.run / 'metrics.json'}, per_image.csv and config.yaml")
     else:
         model, config, _ = load_run(args.run, args.device, args.checkpoint)
         overrides = {"flip": args.flip} if args.flip is not None else {}

@@ -119,8 +119,9 @@ def sum_across_ranks(arrays, device) -> None:
 def evaluate_dataset(predictor: Predictor, dataset: PascalPartDataset, max_images=None, boundary=False,
                      progress=True, num_workers=2, indices=None) -> dict:
     """Accumulate the confusion matrix (and, with boundary=True, boundary counts) over a split (its
-    first max_images, or the given indices). Under torch.distributed each rank takes every
-    world_size-th image and the counts are summed on the model's device (NCCL takes no CPU tensors).
+    first max_images, or the given indices), and each image's own mIoU ({id: mIoU}, "per_image").
+    Under torch.distributed each rank takes every world_size-th image and the counts are summed on the
+    model's device (NCCL takes no CPU tensors).
     The global RNG is left alone, so evaluating during training does not change the training."""
     if indices is None:
         indices = range(len(dataset) if max_images is None else min(len(dataset), max_images))
@@ -135,10 +136,14 @@ def evaluate_dataset(predictor: Predictor, dataset: PascalPartDataset, max_image
     b_inter, b_union = np.zeros(c, np.int64), np.zeros(c, np.int64)
     f_counts = np.zeros((c, 4), np.int64)
     rough_logs, rough_n = np.zeros(c, np.float64), np.zeros(c, np.int64)
-    for image, mask in tqdm(loader, desc=f"evaluate {dataset.split}", disable=not progress or rank > 0,
-                            mininterval=5, dynamic_ncols=False, ncols=90):
+    per_image = {}
+    bar = tqdm(loader, desc=f"evaluate {dataset.split}", disable=not progress or rank > 0, mininterval=5,
+               dynamic_ncols=False, ncols=90)
+    for index, (image, mask) in zip(indices[rank::world], bar):
         pred = predictor.probabilities(image).argmax(0)
-        conf += metrics.confusion_matrix(pred, mask.to(pred.device), c)
+        image_conf = metrics.confusion_matrix(pred, mask.to(pred.device), c)
+        conf += image_conf
+        per_image[dataset.ids[index]] = metrics.image_miou(image_conf)
         if boundary:
             pred_np, mask_np = pred.cpu().numpy(), mask.numpy()
             inter, union = metrics.boundary_counts(pred_np, mask_np, c)
@@ -151,7 +156,10 @@ def evaluate_dataset(predictor: Predictor, dataset: PascalPartDataset, max_image
             rough_n += seen
     if world > 1:
         sum_across_ranks((conf, b_inter, b_union, f_counts, rough_logs, rough_n), predictor.device)
-    result = {"confusion": conf, "images": n}
+        parts = [None] * world
+        dist.all_gather_object(parts, per_image)
+        per_image = {k: v for part in parts for k, v in part.items()}
+    result = {"confusion": conf, "images": n, "per_image": {i: per_image[i] for i in sorted(per_image)}}
     if boundary:
         with np.errstate(divide="ignore", invalid="ignore"):
             result["boundary_iou"] = np.where(b_union > 0, b_inter / np.maximum(b_union, 1), np.nan)

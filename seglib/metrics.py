@@ -43,6 +43,12 @@ def per_class(conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return iou, acc
 
 
+def image_miou(conf: np.ndarray) -> float:
+    """One image's mIoU (%): the mean IoU over the classes in its ground truth or its prediction."""
+    iou, _ = per_class(conf)
+    return float(np.nanmean(iou) * 100) if np.isfinite(iou).any() else float("nan")
+
+
 def scores(conf: np.ndarray, class_names: list[str]) -> dict:
     """{"mIoU", "mAcc", "aAcc", "per_class": {name: {"IoU", "Acc"}}} in percent."""
     iou, acc = per_class(conf)

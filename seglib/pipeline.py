@@ -135,7 +135,7 @@ def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), for
     if not wanted(REPORT):
         return {"executed": done, "report": []}
     # the report's figures are drawn anew from the records: older ones (other runs, other images) go
-    for pattern in (PREDICTIONS_PATTERN, CLOSEUP_PATTERN, "figure5.png"):
+    for pattern in (PREDICTIONS_PATTERN, CLOSEUP_PATTERN, "figure5*.png", "percentiles.png"):
         prune_figures(figures, pattern, set())
     report_copy = executed / f"{REPORT}.ipynb"
     done.append(execute(REPORT, report_copy, {"results_dir": str(results_dir), "figures_dir": str(figures),

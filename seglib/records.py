@@ -1,12 +1,16 @@
 """A study run's small records, committed under results/runs/<run>/ so the report re-renders from git
 alone (no checkpoint, no training): its settings (config.yaml), scores and border measures
-(metrics.json), loss and learning curves (log.csv, curve.csv) and the predicted masks of the images
-the figures show (masks/<id>.png, palette PNGs of class indices, a few KB each).
+(metrics.json), loss and learning curves (log.csv, curve.csv), each val image's own mIoU (per_image.csv)
+and the predicted masks of the images the figures show (masks/<id>.png, palette PNGs of class indices,
+a few KB each).
 
-The figures' images are chosen from the ground truth only (figure_ids), never by a model's score.
+The prediction figures' images are chosen from the ground truth only (figure_ids), never by a model's
+score; the one exception says so: the percentile figure shows a run's own images at the 10th, 50th
+and 90th percentile of its per-image mIoU (percentile_ids).
 """
 from __future__ import annotations
 
+import csv
 import shutil
 from pathlib import Path
 
@@ -17,8 +21,9 @@ from . import config as configs
 from .data import IGNORE_INDEX, PascalPartDataset, load_mask
 from .errors import SeglibError
 
-RECORD_FILES = ("config.yaml", "metrics.json", "log.csv", "curve.csv")
+RECORD_FILES = ("config.yaml", "metrics.json", "log.csv", "curve.csv", "per_image.csv")
 FIGURE_IMAGES, FIGURE_SEED = 6, 0
+PERCENTILES = (10, 50, 90)
 
 
 def part_facts(dataset: PascalPartDataset) -> list[dict]:
@@ -52,6 +57,24 @@ def figure_ids(dataset: PascalPartDataset, count: int = FIGURE_IMAGES, seed: int
     return chosen, rule
 
 
+def percentile_ids(folder, percentiles=PERCENTILES) -> list[tuple[int, str, float]]:
+    """[(percentile, image id, its mIoU)] from FOLDER/per_image.csv (a run or its record): the image at
+    each percentile of the run's own per-image mIoU (nearest rank; ties broken by id). [] without the file
+    (runs scored before it was written: `seglib evaluate --run RUN --update` writes it)."""
+    path = Path(folder) / "per_image.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        rows = sorted((float(r["mIoU"]), r["id"]) for r in csv.DictReader(f) if r["mIoU"] not in ("", "nan"))
+    if not rows:
+        return []
+    picks = []
+    for q in percentiles:
+        miou, image_id = rows[round(q / 100 * (len(rows) - 1))]
+        picks.append((q, image_id, miou))
+    return picks
+
+
 def save_mask(mask: np.ndarray, path: Path, class_names: list[str]) -> None:
     """A palette PNG: pixel values are the class indices (exact), shown in the figures' colours."""
     from .plots import palette
@@ -76,12 +99,13 @@ def is_current(run_dir, record_dir, ids) -> bool:
     run_dir, record_dir = Path(run_dir), Path(record_dir)
     same = all((record_dir / f).is_file() and (run_dir / f).read_bytes() == (record_dir / f).read_bytes()
                for f in RECORD_FILES if (run_dir / f).is_file())
+    ids = [*ids, *(i for _, i, _ in percentile_ids(run_dir))]
     return same and all((record_dir / "masks" / f"{i}.png").is_file() for i in ids)
 
 
 def export(run_dir, record_dir, ids, device: str = "auto") -> Path:
-    """Copy RUN_DIR's small files into RECORD_DIR and store its predicted masks of the images `ids`
-    (with the run's own test-time settings, on the data folder it recorded)."""
+    """Copy RUN_DIR's small files into RECORD_DIR and store its predicted masks of the images `ids` and
+    of its own percentile images (with the run's own test-time settings, on the data folder it recorded)."""
     from .evaluate import load_run, predictor_from_config
 
     run_dir, record_dir = Path(run_dir), Path(record_dir)
@@ -98,6 +122,7 @@ def export(run_dir, record_dir, ids, device: str = "auto") -> Path:
     model, config, class_names = load_run(run_dir, device)
     dataset = PascalPartDataset(configs.run_data(run_dir), config["val_split"])
     predictor = predictor_from_config(model, config, next(model.parameters()).device)
+    ids = list(dict.fromkeys([*ids, *(i for _, i, _ in percentile_ids(run_dir))]))
     for image_id in ids:
         if image_id not in dataset.ids:
             raise SeglibError(f"image {image_id} is not in {dataset.root / (dataset.split + '_id.txt')}")

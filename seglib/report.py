@@ -199,6 +199,21 @@ def first_seed_records(study: Study, experiments=None) -> dict[str, Path]:
     return out
 
 
+def percentile_picks(study: Study) -> tuple[str, Path, list] | None:
+    """(title, record folder, [(percentile, id, mIoU)]) for the percentile figure: the best experiment
+    of the main profile (highest mean mIoU over seeds), its lowest seed, the images at the 10th, 50th
+    and 90th percentile of that run's own per-image mIoU. None when no run recorded per-image scores."""
+    from .results import title
+
+    main = study.summary[study.summary.profile == study.main]
+    if main.empty:
+        return None
+    best = main.groupby("experiment").mIoU.mean().idxmax()
+    row = main[main.experiment == best].sort_values("seed").iloc[0]
+    picks = records.percentile_ids(study.record(row))
+    return (title(best, study.main, study.main), study.record(row), picks) if picks else None
+
+
 def study_data(study: Study, data=None) -> Path:
     """The data folder for the figures' photos: `data` when given, else the one the runs recorded."""
     from .data import default_root

@@ -298,16 +298,24 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
     score.update(train_seconds=round(train_seconds, 1), train_images=len(dataset), device=str(device.type),
                  host=host_description(device), world_size=world,
                  precision=precision, channels_last=memory_format == torch.channels_last)
+    per_image = score.pop("per_image")
     if is_main:
-        (run_dir / "metrics.json").write_text(json.dumps(score, indent=2))
+        write_scores(run_dir, score, per_image)
     if world > 1:
         dist.barrier()
     return score
 
 
+def write_scores(run_dir: Path, score: dict, per_image: dict) -> None:
+    """metrics.json, and per_image.csv (each val image's own mIoU, for the percentile figure)."""
+    (run_dir / "metrics.json").write_text(json.dumps(score, indent=2))
+    write_csv(run_dir / "per_image.csv", [{"id": i, "mIoU": round(v, 2)} for i, v in per_image.items()])
+
+
 def score_model(model, config: dict, data_root, device, progress: bool = True, num_workers: int = 2) -> dict:
     """The val scores of a model under the config's evaluation settings, with the boundary measures
-    of the border analysis from the same pass (so it never predicts the split a second time)."""
+    of the border analysis and each image's mIoU ("per_image") from the same pass (so it never predicts
+    the split a second time)."""
     val_set = PascalPartDataset(data_root, config["val_split"])
     predictor = predictor_from_config(model, config, device)
     start = time.perf_counter()
@@ -315,7 +323,8 @@ def score_model(model, config: dict, data_root, device, progress: bool = True, n
                               num_workers=num_workers)
     score = metrics.scores(result["confusion"], val_set.class_names)
     score["boundary"] = metrics.boundary_scores(result, val_set.class_names)
-    score.update(images=result["images"], split=config["val_split"], eval_seconds=round(time.perf_counter() - start, 1))
+    score.update(images=result["images"], split=config["val_split"], eval_seconds=round(time.perf_counter() - start, 1),
+                 per_image=result["per_image"])
     return score
 
 
@@ -332,7 +341,7 @@ def rescore(config: dict, data_root, run_dir, progress: bool = True) -> dict:
                                            "channels_last")
                   if k in old})
     configs.save({**config, "data": str(Path(data_root).resolve())}, run_dir / "config.yaml")
-    (run_dir / "metrics.json").write_text(json.dumps(score, indent=2))
+    write_scores(run_dir, score, score.pop("per_image"))
     return score
 
 

@@ -31,6 +31,13 @@ def test_scores_match_hand_computation_with_an_absent_class():
     assert s["aAcc"] == pytest.approx(4 / 6 * 100)  # the ignored pixel (predicted 3) does not count
 
 
+def test_one_images_miou_counts_only_the_classes_it_shows_or_predicts():
+    target = np.array([[0, 0, 1, 1]])
+    assert metrics.image_miou(metrics.confusion_matrix(target, target, 7)) == 100.0  # five absent classes: no NaN
+    pred = np.array([[0, 0, 1, 2]])  # class 1: 1/2, class 2 only predicted: 0, background: 1
+    assert metrics.image_miou(metrics.confusion_matrix(pred, target, 7)) == pytest.approx(100 * (1 + 0.5 + 0) / 3)
+
+
 def test_class_only_predicted_counts_as_zero_iou():
     target, pred = np.array([0, 0]), np.array([0, 1])
     s = metrics.scores(metrics.confusion_matrix(pred, target, 2), ["a", "b"])

@@ -9,6 +9,7 @@ import pytest
 from conftest import REPO, run_cli
 
 from seglib import config as configs
+from seglib import records
 from seglib.errors import SeglibError
 from seglib.pipeline import NOTEBOOKS_DIR, run_pipeline
 from seglib.report import fmt
@@ -63,13 +64,16 @@ def test_pipeline_trains_exports_records_and_renders_the_paper(smoke_pipeline):
     assert "In&nbsp;[" not in html and "def save(" not in html  # no code, no prompts
     assert "data:image/png;base64" in html and "src=\"http" not in html and "mathjax" not in html.lower()
     assert (out / "figures" / "figure5.png").is_file() and (out / "figures" / "learning_curves.png").is_file()
+    assert (out / "figures" / "percentiles.png").is_file() and "percentile of its own per-image mIoU" in html
     summary = (out / "results" / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("run,experiment,profile,encoder,weights,loss,seed") and len(summary) == 10
     ids = json.loads((out / "results" / "figures.json").read_text())["ids"]
     for line in summary[1:]:
         record = out / "results" / "runs" / line.split(",")[0]
-        assert {p.name for p in record.iterdir()} == {"config.yaml", "metrics.json", "log.csv", "curve.csv", "masks"}
-        assert sorted(p.stem for p in (record / "masks").glob("*.png")) == sorted(ids)
+        assert {p.name for p in record.iterdir()} == {"config.yaml", "metrics.json", "log.csv", "curve.csv",
+                                                      "per_image.csv", "masks"}
+        picked = {i for _, i, _ in records.percentile_ids(record)}  # the run's own 10th/50th/90th percentile images
+        assert picked and sorted(p.stem for p in (record / "masks").glob("*.png")) == sorted(set(ids) | picked)
     report = nbformat.read(out / "report" / "report.ipynb", as_version=4)
     tables = _latex_tables(report)
     assert tables and all(t.startswith("\\begin{adjustbox}{max width=\\linewidth}") for t in tables)  # fit the page

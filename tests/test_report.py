@@ -77,6 +77,25 @@ def test_pretraining_claim_is_like_for_like_when_the_scratch_run_exists(tmp_path
     assert "Not like for like" in claims.pretraining_claim(without)[1][0]
 
 
+def test_percentile_images_are_the_best_experiments_own_by_nearest_rank(tmp_path):
+    scores = {f"img{k:02d}": float(k) for k in range(21)}  # 0..20: the 10th/50th/90th percentile are 2, 10, 18
+    for name in ("best0", "best1", "other0"):
+        (tmp_path / name).mkdir()
+        pd.DataFrame({"id": list(scores), "mIoU": list(scores.values())}).sample(frac=1, random_state=0).to_csv(
+            tmp_path / name / "per_image.csv", index=False)
+    assert records.percentile_ids(tmp_path / "best0") == [(10, "img02", 2.0), (50, "img10", 10.0), (90, "img18", 18.0)]
+    assert records.percentile_ids(tmp_path / "nowhere") == []
+    rows = [{"run": "best1", "experiment": "deeplabv3plus_pretrained", "profile": "paper", "seed": 1, "mIoU": 50.0},
+            {"run": "best0", "experiment": "deeplabv3plus_pretrained", "profile": "paper", "seed": 0, "mIoU": 52.0},
+            {"run": "other0", "experiment": "deeplabv3plus_pretrained_lovasz", "profile": "paper", "seed": 0, "mIoU": 50.5}]  # CE: 51 on average
+    study = report.Study(tmp_path, pd.DataFrame(rows), records={r: tmp_path / r for r in ("best0", "best1", "other0")},
+                         main="paper")
+    best, folder, picks = report.percentile_picks(study)
+    assert best == "DeepLabv3+ pretrained" and folder == tmp_path / "best0" and picks[1][1] == "img10"
+    (tmp_path / "best0" / "per_image.csv").unlink()
+    assert report.percentile_picks(study) is None  # a run scored before per-image scores existed: no figure
+
+
 def test_the_report_notebook_without_records_says_so_in_one_line(tmp_path, monkeypatch):
     """Opened by hand (any working directory) before any study: one line naming what is missing and what to run."""
     import papermill

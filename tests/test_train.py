@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -23,6 +24,8 @@ def test_every_experiment_trains_and_evaluates_under_smoke(experiment, sample_ro
     assert set(saved) >= {"mIoU", "mAcc", "aAcc", "per_class"} and saved["mIoU"] == score["mIoU"]
     assert set(saved["per_class"]) == {"background", "head", "torso", "upper-arms", "lower-arms", "upper-legs", "lower-legs"}
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["experiment"] == experiment
+    per_image = pd.read_csv(tmp_path / "run" / "per_image.csv", dtype={"id": str})
+    assert len(per_image) == saved["images"] and per_image.mIoU.between(0, 100).all()  # one row per scored image
 
 
 def test_resumed_run_matches_an_uninterrupted_one(sample_root, tmp_path, monkeypatch):
@@ -135,6 +138,7 @@ def test_two_process_gloo_torchrun(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["images"] == 3
+    assert len(pd.read_csv(tmp_path / "ddp" / "per_image.csv")) == 3  # both ranks' images, gathered
 
 
 def test_finished_run_is_reused_only_with_the_same_settings(sample_root, tmp_path):
