@@ -75,6 +75,12 @@ def percentile_ids(folder, percentiles=PERCENTILES) -> list[tuple[int, str, floa
     return picks
 
 
+def mask_ids(run_dir, ids) -> list[str]:
+    """The images whose predicted masks a run's record holds: the figures' `ids`, then the run's own
+    percentile images."""
+    return list(dict.fromkeys([*ids, *(i for _, i, _ in percentile_ids(run_dir))]))
+
+
 def save_mask(mask: np.ndarray, path: Path, class_names: list[str]) -> None:
     """A palette PNG: pixel values are the class indices (exact), shown in the figures' colours."""
     from .plots import palette
@@ -95,11 +101,10 @@ def read_mask(record_dir, image_id: str) -> np.ndarray:
 
 
 def is_current(run_dir, record_dir, ids) -> bool:
-    """The record holds this run's files as they are now and a mask for each figure image."""
+    """The record holds this run's files as they are now and a mask for each of `ids` (mask_ids)."""
     run_dir, record_dir = Path(run_dir), Path(record_dir)
     same = all((record_dir / f).is_file() and (run_dir / f).read_bytes() == (record_dir / f).read_bytes()
                for f in RECORD_FILES if (run_dir / f).is_file())
-    ids = [*ids, *(i for _, i, _ in percentile_ids(run_dir))]
     return same and all((record_dir / "masks" / f"{i}.png").is_file() for i in ids)
 
 
@@ -111,6 +116,7 @@ def export(run_dir, record_dir, ids, device: str = "auto") -> Path:
     run_dir, record_dir = Path(run_dir), Path(record_dir)
     if not configs.is_complete(run_dir):
         raise SeglibError(f"{run_dir}: not a finished run; records are exported from finished runs only")
+    ids = mask_ids(run_dir, ids)
     if is_current(run_dir, record_dir, ids):
         return record_dir
     if record_dir.exists():
@@ -122,7 +128,6 @@ def export(run_dir, record_dir, ids, device: str = "auto") -> Path:
     model, config, class_names = load_run(run_dir, device)
     dataset = PascalPartDataset(configs.run_data(run_dir), config["val_split"])
     predictor = predictor_from_config(model, config, next(model.parameters()).device)
-    ids = list(dict.fromkeys([*ids, *(i for _, i, _ in percentile_ids(run_dir))]))
     for image_id in ids:
         if image_id not in dataset.ids:
             raise SeglibError(f"image {image_id} is not in {dataset.root / (dataset.split + '_id.txt')}")

@@ -20,6 +20,7 @@ from .results import (
     groups,
     main_profile,
     read_metrics,
+    title,
 )
 
 CE, LOVASZ = "deeplabv3plus_pretrained", "deeplabv3plus_pretrained_lovasz"
@@ -190,8 +191,6 @@ class Captions:
 def first_seed_records(study: Study, experiments=None) -> dict[str, Path]:
     """{title: record folder of the lowest seed} per experiment (all, or those named) and profile: the
     columns of the prediction figures."""
-    from .results import title
-
     out = {}
     for experiment, profile, runs in groups(study.summary, study.main):
         if not runs.empty and (experiments is None or experiment in experiments):
@@ -203,8 +202,6 @@ def percentile_picks(study: Study) -> tuple[str, Path, list] | None:
     """(title, record folder, [(percentile, id, mIoU)]) for the percentile figure: the best experiment
     of the main profile (highest mean mIoU over seeds), its lowest seed, the images at the 10th, 50th
     and 90th percentile of that run's own per-image mIoU. None when no run recorded per-image scores."""
-    from .results import title
-
     main = study.summary[study.summary.profile == study.main]
     if main.empty:
         return None
