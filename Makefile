@@ -46,7 +46,7 @@ rerender: setup pdf-deps
 	$(PY) -m seglib pipeline --from-records --out . $(if $(filter-out data/sample,$(DATA)),--data $(DATA),)
 
 test: setup pdf-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=10
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
