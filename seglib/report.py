@@ -36,6 +36,9 @@ REFERENCES = """\
 7. B. Cheng, R. Girshick, P. Dollár, A. C. Berg, A. Kirillov. Boundary IoU: improving object-centric image segmentation evaluation. CVPR 2021.
 8. MMSegmentation contributors. MMSegmentation: OpenMMLab semantic segmentation toolbox and benchmark. 2020.
 9. P. Iakubovskii. Segmentation Models PyTorch. 2019.
+10. W. Wang, H. Zhu, J. Dai, Y. Pang, J. Shen, L. Shao. Hierarchical human parsing with typed part-relation reasoning. CVPR 2020.
+11. L. Li, T. Zhou, W. Wang, J. Li, Y. Yang. Deep hierarchical semantic segmentation (HSSN). CVPR 2022.
+12. P. Li, Y. Xu, Y. Wei, Y. Yang. Self-correction for human parsing (SCHP). IEEE TPAMI 2020.
 """
 
 
