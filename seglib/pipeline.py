@@ -85,9 +85,11 @@ def parse_extra(items, profile: str, seeds=(0,)) -> list[tuple[str, str, int]]:
 
 
 def train_study(study, data: Path, out: Path, force: bool, device: str, wanted) -> None:
-    """Train (or reuse) each run through its notebook, export its records and write results/."""
+    """Train (or reuse) each run through its notebook, export its records and write results/ after each run,
+    so that results/summary.csv always lists the study's finished runs."""
     runs_root, executed, results_dir = out / "runs", out / "executed", out / "results"
     ids, rule = records.figure_ids(PascalPartDataset(data, "val"))
+    finished = []
     for experiment, run_profile, seed, tag in study:
         run_dir, copy = runs_root / tag, executed / f"{EXPERIMENT}-{tag}.ipynb"
         config = configs.load(experiment, run_profile, {"seed": seed, "device": device})
@@ -105,8 +107,14 @@ def train_study(study, data: Path, out: Path, force: bool, device: str, wanted) 
         if not configs.is_complete(run_dir):
             raise SeglibError(f"{run_dir}: not finished; run the pipeline with its training step (without --only)")
         records.export(run_dir, results_dir / "runs" / tag, ids, device)
-    records.prune(results_dir / "runs", {tag for *_, tag in study})
-    summary([results_dir / "runs" / tag for *_, tag in study]).to_csv(results_dir / "summary.csv", index=False)
+        finished.append(tag)
+        write_results(results_dir, finished, ids, rule)  # after each run: a study days from its end renders too
+    records.prune(results_dir / "runs", set(finished))
+
+
+def write_results(results_dir: Path, tags, ids, rule: str) -> None:
+    """results/summary.csv over the named runs' records (the runs the report shows) and figures.json."""
+    summary([results_dir / "runs" / tag for tag in tags]).to_csv(results_dir / "summary.csv", index=False)
     (results_dir / "figures.json").write_text(json.dumps({"ids": ids, "rule": rule}, indent=2))
 
 

@@ -91,6 +91,16 @@ def seeds_phrase(runs: pd.DataFrame) -> str:
     return f"{len(runs)} seed{'s' if len(runs) != 1 else ''}"
 
 
+def runs_sentence(study: Study) -> str:
+    """Setup's account of the runs: how many per profile and the seeds of each experiment (a study still
+    training lists what has finished)."""
+    counts = study.summary.profile.value_counts()
+    per_profile = ", ".join(f"{profile}, {n} run{'s' if n != 1 else ''}" for profile, n in counts.items())
+    seeds = "; ".join(f"{title(e, p, study.main)}: {', '.join(map(str, sorted(runs.seed)))}"
+                      for e, p, runs in groups(study.summary, study.main))
+    return f"Runs by profile: {per_profile}. Seeds per experiment: {seeds}."
+
+
 def abstract(study: Study) -> str:
     """The abstract's numbers, from the study's runs."""
     parts = []

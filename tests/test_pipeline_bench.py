@@ -200,6 +200,26 @@ def test_changed_evaluation_settings_score_a_run_again_without_retraining(smoke_
     assert (run / "final.pt").stat().st_mtime == before
 
 
+def test_results_list_the_finished_runs_while_the_study_goes_on(smoke_pipeline, sample_root, monkeypatch):
+    """A study that takes days writes summary.csv after each run: stopped after two runs, it lists those two."""
+    out, _, _ = smoke_pipeline
+    (out / "results" / "summary.csv").unlink()
+    real_export, calls = records.export, []
+
+    def export_twice(*args, **kwargs):
+        calls.append(args[0].name)
+        if len(calls) == 3:
+            raise SeglibError("stopped")
+        return real_export(*args, **kwargs)
+
+    monkeypatch.setattr(records, "export", export_twice)
+    with pytest.raises(SeglibError, match="stopped"):
+        run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"],
+                     formats=("html",), experiments=STUDY)
+    listed = pd.read_csv(out / "results" / "summary.csv").run.tolist()
+    assert sorted(listed) == sorted(calls[:2])
+
+
 def test_force_retrains_a_complete_run(smoke_pipeline, sample_root, capsys):
     out, _, _ = smoke_pipeline
     final = out / "runs" / "fcn_unet_scratch-smoke-seed0" / "final.pt"

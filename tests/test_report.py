@@ -133,3 +133,14 @@ def test_git_keeps_the_records_of_a_study():
     assert ignored("runs/deeplabv3plus_pretrained-paper-seed0/last.pt")
     assert not ignored("results/runs/deeplabv3plus_pretrained-paper-seed0/metrics.json")
     assert not ignored("results/runs/deeplabv3plus_pretrained-paper-seed0/masks/2008_000123.png")
+
+
+def test_setup_names_each_experiments_seeds_as_far_as_the_study_has_run():
+    from conftest import REPO
+
+    study = report.load_study(REPO / "tests" / "records")
+    sentence = report.runs_sentence(study)
+    assert sentence.startswith("Runs by profile: smoke, 5 runs.")
+    assert "DeepLabv3+ pretrained: 0, 1;" in sentence and "[]" not in sentence
+    one = report.Study(study.results, study.summary[study.summary.seed == 0], study.records, main=study.main)
+    assert "smoke, 3 runs" in report.runs_sentence(one) and "pretrained: 0;" in report.runs_sentence(one)
