@@ -60,3 +60,21 @@ def run_cli(*args, env=None, timeout=600):
     """python -m seglib ARGS -> CompletedProcess (text)."""
     return subprocess.run([sys.executable, "-m", "seglib", *map(str, args)], capture_output=True, text=True,
                           check=False, cwd=REPO, env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """python -m seglib ARGS in this process (no second interpreter importing torch: seconds per call):
+    -> CompletedProcess (text). The subprocess form, run_cli, stays for the checks of a fresh process."""
+    from seglib.cli import main
+
+    def call(*args, env=None):
+        capsys.readouterr()
+        with monkeypatch.context() as scoped:  # env for this call only, as for a subprocess
+            for key, value in (env or {}).items():
+                scoped.setenv(key, value)
+            code = main(list(map(str, args)))
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["seglib", *map(str, args)], code, out, err)
+
+    return call

@@ -76,6 +76,9 @@ def test_wrong_weights_file_stops_clearly(tmp_path):
 
 def test_imagenet_without_network_stops_instead_of_training_from_random(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # huggingface_hub read the variable when the model libraries imported it: offline now, not after
+    # 48 s of connection retries (the same error either way)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     with pytest.raises(SeglibError, match="download failed.*lite2-package"):
         build_model("deeplabv3plus_lite2-d16", encoder_weights="imagenet")
 

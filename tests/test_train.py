@@ -101,32 +101,32 @@ def test_config_errors_are_one_line(tmp_path):
         assert proc.returncode == 2 and proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
 
 
-def test_cli_train_evaluate_predict(sample_root, tmp_path):
+def test_cli_train_evaluate_predict(sample_root, tmp_path, cli):
     run = tmp_path / "run"
     proc = run_cli("train", "--experiment", "deeplabv3plus_pretrained", "--profile", "smoke", "--out", run,
                    "--set", "iterations=2", "eval_flip=true")
     assert proc.returncode == 0, proc.stderr
     assert "mean" in proc.stdout and "background" in proc.stdout
     assert yaml.safe_load((run / "config.yaml").read_text())["eval_flip"] is True
-    proc = run_cli("evaluate", "--run", run, "--json", tmp_path / "eval.json", "--scales", "0.75", "1.0", "--max-images", "2")
+    proc = cli("evaluate", "--run", run, "--json", tmp_path / "eval.json", "--scales", "0.75", "1.0", "--max-images", "2")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[1].startswith("mean")  # the report's form: mean row first
     scores = json.loads((tmp_path / "eval.json").read_text())
     assert set(scores) == {"mIoU", "mAcc", "aAcc", "per_class"}
     assert json.loads((run / "metrics.json").read_text())["images"] == 3  # plain evaluate leaves the run alone
-    proc = run_cli("evaluate", "--run", run, "--update", "--no-flip", "--max-images", "2")
+    proc = cli("evaluate", "--run", run, "--update", "--no-flip", "--max-images", "2")
     assert proc.returncode == 0, proc.stderr
     stored = json.loads((run / "metrics.json").read_text())
     assert stored["images"] == 2 and "boundary" in stored and stored["train_seconds"] > 0
     assert yaml.safe_load((run / "config.yaml").read_text())["eval_flip"] is False
-    proc = run_cli("evaluate", "--run", tmp_path / "nothing", "--update")
+    proc = cli("evaluate", "--run", tmp_path / "nothing", "--update")
     assert proc.returncode == 2 and "not a finished run" in proc.stderr
     image = sample_root / "JPEGImages" / f"{(sample_root / 'val_id.txt').read_text().split()[0]}.jpg"
-    proc = run_cli("predict", "--run", run, image, "--out", tmp_path / "pred")
+    proc = cli("predict", "--run", run, image, "--out", tmp_path / "pred")
     assert proc.returncode == 0, proc.stderr
     assert {p.name for p in (tmp_path / "pred").iterdir()} == {f"{image.stem}_mask.png", f"{image.stem}_overlay.png"}
     (run / "final.pt").write_bytes(b"garbage")
-    proc = run_cli("evaluate", "--run", run)
+    proc = cli("evaluate", "--run", run)
     assert proc.returncode == 2 and "unreadable checkpoint" in proc.stderr
 
 
@@ -200,7 +200,7 @@ def test_bench_times_the_settings_the_experiments_use():
     assert configs.settings_for_model("deeplabv3plus_lite2-d16")["precision_cpu"] == "fp32"
 
 
-def test_a_run_is_scored_on_the_data_it_records_and_an_unfinished_one_only_when_asked(sample_copy, sample_root, tmp_path):
+def test_a_run_is_scored_on_the_data_it_records_and_an_unfinished_one_only_when_asked(sample_copy, sample_root, tmp_path, cli):
     run = tmp_path / "run"
     proc = run_cli("train", "--experiment", "deeplabv3plus_pretrained", "--profile", "smoke", "--data", sample_copy,
                    "--out", run, "--set", "iterations=2")
@@ -209,19 +209,19 @@ def test_a_run_is_scored_on_the_data_it_records_and_an_unfinished_one_only_when_
     assert json.loads((run / "metrics.json").read_text())["train_images"] == 24
     # no --data: the recorded folder, not SEGLIB_DATA or the embedded sample
     (sample_copy / "val_id.txt").write_text("\n".join((sample_copy / "val_id.txt").read_text().split()[:2]))
-    proc = run_cli("evaluate", "--run", run, env={"SEGLIB_DATA": str(sample_root)})
+    proc = cli("evaluate", "--run", run, env={"SEGLIB_DATA": str(sample_root)})
     assert proc.returncode == 0 and f"scored 2 val images of {sample_copy.resolve()}" in proc.stdout, proc.stderr
-    proc = run_cli("evaluate", "--run", run, "--data", sample_root)  # another folder: allowed, and said
+    proc = cli("evaluate", "--run", run, "--data", sample_root)  # another folder: allowed, and said
     assert proc.returncode == 0 and f"scored 12 val images of {sample_root.resolve()}" in proc.stdout
-    proc = run_cli("evaluate", "--run", run, "--update", "--data", sample_root)  # the run's own scores: refused
+    proc = cli("evaluate", "--run", run, "--update", "--data", sample_root)  # the run's own scores: refused
     assert proc.returncode == 2 and "its scores are on" in proc.stderr and proc.stderr.count("\n") == 1
-    proc = run_cli("evaluate", "--run", run, "--update")
+    proc = cli("evaluate", "--run", run, "--update")
     assert proc.returncode == 0 and json.loads((run / "metrics.json").read_text())["images"] == 2
     # an unfinished run (final.pt missing) is refused unless its last checkpoint is named
     (run / "final.pt").unlink()
-    proc = run_cli("evaluate", "--run", run)
+    proc = cli("evaluate", "--run", run)
     assert proc.returncode == 2 and "unfinished" in proc.stderr and "--checkpoint last.pt" in proc.stderr
-    proc = run_cli("evaluate", "--run", run, "--checkpoint", "last.pt")
+    proc = cli("evaluate", "--run", run, "--checkpoint", "last.pt")
     assert proc.returncode == 0 and "scoring an unfinished run" not in proc.stdout  # last.pt is at the final iteration
 
 
