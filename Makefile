@@ -1,5 +1,6 @@
 # make report            the whole study on the embedded sample (smoke profile, CPU, minutes) -> output/smoke/report/
 # make report PROFILE=cpu DATA=../shared/data/pascal-part OUT=.   the real runs -> report/, figures/, results/
+# make status ...        where each run of that study stands (same variables as report)
 # make rerender          the committed report from results/ alone (no training)
 # make test              the test suite
 PYTHON ?= python3
@@ -14,7 +15,7 @@ EXTRA ?=
 EXPERIMENTS ?=
 DEVICE ?= auto
 
-.PHONY: setup report rerender test pdf-deps lab clean
+.PHONY: setup report status rerender test pdf-deps lab clean
 
 # pip's own output goes to a log (its warnings are the machine's, not ours); a failure shows its tail
 $(VENV)/.installed: pyproject.toml setup.py
@@ -39,6 +40,10 @@ pdf-deps:
 
 report: setup pdf-deps
 	$(PY) -m seglib pipeline --profile $(PROFILE) --data $(DATA) --out $(OUT) --seeds $(SEEDS) --device $(DEVICE) $(if $(FORCE),--force,) $(if $(EXTRA),--extra $(EXTRA),) $(if $(EXPERIMENTS),--experiments $(EXPERIMENTS),)
+
+# where each run of that study stands (same variables as report); trains nothing
+status: setup
+	$(PY) -m seglib pipeline --status --profile $(PROFILE) --out $(OUT) --seeds $(SEEDS) $(if $(EXTRA),--extra $(EXTRA),) $(if $(EXPERIMENTS),--experiments $(EXPERIMENTS),)
 
 # the committed report again from results/ alone: no training, no checkpoint (DATA=... where the
 # photos are, if not in the folder the runs recorded)

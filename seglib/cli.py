@@ -125,7 +125,7 @@ def cmd_pipeline(args):
 
     run_pipeline(profile=args.profile, data=args.data, out=args.out, seeds=args.seeds, force=args.force,
                  only=args.only, formats=args.formats, device=args.device, extra=args.extra, from_records=args.from_records,
-                 experiments=args.experiments)
+                 experiments=args.experiments, status=args.status)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -201,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(first seed) or deeplabv3plus_pretrained@cpu512:2 (first two seeds)")
     p.add_argument("--experiments", nargs="*", default=None, metavar="EXPERIMENT",
                    help="the experiments run under --profile (default all); others can join with --extra under another profile")
+    p.add_argument("--status", action="store_true", help="print where each run of the study stands (finished, "
+                   "at which checkpoint, not started) and stop")
     p.add_argument("--from-records", action="store_true",
                    help="render the report from OUT/results (summary.csv and runs/ records) alone: no training, no checkpoint")
     p.set_defaults(func=cmd_pipeline)

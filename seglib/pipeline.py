@@ -21,7 +21,7 @@ from .data import PascalPartDataset, default_root
 from .errors import SeglibError
 from .paths import run_name, shipped
 from .plots import CLOSEUP_PATTERN, PREDICTIONS_PATTERN
-from .results import summary
+from .results import read_metrics, summary
 from .train import stale_run_error
 
 NOTEBOOKS_DIR = shipped("notebooks")
@@ -112,6 +112,31 @@ def train_study(study, data: Path, out: Path, force: bool, device: str, wanted) 
     records.prune(results_dir / "runs", set(finished))
 
 
+def study_status(study, out: Path) -> list[str]:
+    """One line per run of the study, in training order: finished (its mIoU; whether its record is
+    exported), how far an unfinished run got (its last checkpoint, where a rerun continues), or not started."""
+    import torch
+
+    lines = []
+    for experiment, run_profile, seed, tag in study:
+        run_dir, config = out / "runs" / tag, configs.load(experiment, run_profile, {"seed": seed})
+        if configs.is_complete(run_dir):
+            changed = configs.changed_settings(run_dir, config)
+            state = f"finished, mIoU {read_metrics(run_dir)['mIoU']:.2f}" + (
+                "" if records.complete(out / "results" / "runs" / tag) else ", record not exported yet")
+            if changed:
+                state = f"finished with other settings ({configs.describe_changes(changed)})"
+        elif (run_dir / "last.pt").is_file():
+            iteration = torch.load(run_dir / "last.pt", map_location="cpu", mmap=True, weights_only=False)["iteration"]
+            state = f"at iteration {iteration} of {config['iterations']} (last checkpoint: a rerun continues there)"
+        elif run_dir.is_dir():
+            state = "started, before its first checkpoint (a rerun starts it again)"
+        else:
+            state = "not started"
+        lines.append(f"{tag}: {state}")
+    return lines
+
+
 def write_results(results_dir: Path, tags, ids, rule: str) -> None:
     """results/summary.csv over the named runs' records (the runs the report shows) and figures.json."""
     summary([results_dir / "runs" / tag for tag in tags]).to_csv(results_dir / "summary.csv", index=False)
@@ -119,7 +144,8 @@ def write_results(results_dir: Path, tags, ids, rule: str) -> None:
 
 
 def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), force=False, only=None,
-                 formats=("html", "pdf"), device="auto", extra=(), from_records=False, experiments=None) -> dict:
+                 formats=("html", "pdf"), device="auto", extra=(), from_records=False, experiments=None,
+                 status=False) -> dict:
     """extra: EXPERIMENT@PROFILE[:SEEDS] runs beside the study (say a longer one), in the results tables and
     Figure 5 as rows of their own; the border analysis stays within the study's profile."""
     out = Path(out).resolve()
@@ -132,6 +158,10 @@ def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), for
         if profile not in configs.PROFILES:
             raise SeglibError(f"unknown profile {profile!r}; choose one of: {', '.join(configs.PROFILES)}")
         study = experiment_runs(list(seeds), profile, parse_extra(extra, profile, tuple(seeds)), experiments)
+        if status:  # where each run stands; nothing is trained or rendered
+            lines = study_status(study, out)
+            print("\n".join(lines), flush=True)
+            return {"status": lines}
         if not data.is_dir():
             raise SeglibError(f"{data}: data folder does not exist; pass DATA=... or --data")
         if wanted(EXPLORATION):

@@ -200,6 +200,26 @@ def test_changed_evaluation_settings_score_a_run_again_without_retraining(smoke_
     assert (run / "final.pt").stat().st_mtime == before
 
 
+def test_status_says_where_each_run_of_the_study_stands(smoke_pipeline, sample_root, capsys):
+    import torch
+
+    out, _, _ = smoke_pipeline
+    unfinished = out / "runs" / "deeplabv3plus_pretrained-smoke-seed2"
+    unfinished.mkdir()
+    try:
+        torch.save({"iteration": 2}, unfinished / "last.pt")
+        lines = run_pipeline(profile="smoke", out=out, seeds=(0, 1, 2), experiments=STUDY, status=True)["status"]
+        assert capsys.readouterr().out.splitlines() == lines
+        state = dict(line.split(": ", 1) for line in lines)
+        mIoU = json.loads((out / "runs" / "fcn_unet_scratch-smoke-seed0" / "metrics.json").read_text())["mIoU"]
+        assert state["fcn_unet_scratch-smoke-seed0"] == f"finished, mIoU {mIoU:.2f}"
+        assert state["deeplabv3plus_pretrained-smoke-seed2"].startswith("at iteration 2 of 3 (last checkpoint")
+        assert state["deeplabv3plus_pretrained_lovasz-smoke-seed2"] == "not started"
+        assert list(state)[:len(STUDY)] == [f"{e}-smoke-seed0" for e in configs.EXPERIMENTS if e in STUDY]
+    finally:
+        shutil.rmtree(unfinished)
+
+
 def test_results_list_the_finished_runs_while_the_study_goes_on(smoke_pipeline, sample_root, monkeypatch):
     """A study that takes days writes summary.csv after each run: stopped after two runs, it lists those two."""
     out, _, _ = smoke_pipeline
