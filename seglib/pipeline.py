@@ -93,6 +93,13 @@ def train_study(study, data: Path, out: Path, force: bool, device: str, wanted) 
     for experiment, run_profile, seed, tag in study:
         run_dir, copy = runs_root / tag, executed / f"{EXPERIMENT}-{tag}.ipynb"
         config = configs.load(experiment, run_profile, {"seed": seed, "device": device})
+        record = results_dir / "runs" / tag
+        if not force and not run_dir.exists() and records.stands_in(record, config, data, ids):
+            print(f"[pipeline] {tag}: finished elsewhere; no run folder here, its record {record} is current, kept",
+                  flush=True)
+            finished.append(tag)
+            write_results(results_dir, finished, ids, rule)
+            continue
         error = None if force else stale_run_error(run_dir, config)
         if error:
             raise error
@@ -106,7 +113,7 @@ def train_study(study, data: Path, out: Path, force: bool, device: str, wanted) 
             print(f"[pipeline] {tag}: complete, skipped (--force to rerun)", flush=True)
         if not configs.is_complete(run_dir):
             raise SeglibError(f"{run_dir}: not finished; run the pipeline with its training step (without --only)")
-        records.export(run_dir, results_dir / "runs" / tag, ids, device)
+        records.export(run_dir, record, ids, device)
         finished.append(tag)
         write_results(results_dir, finished, ids, rule)  # after each run: a study days from its end renders too
     records.prune(results_dir / "runs", set(finished))
@@ -126,6 +133,9 @@ def study_status(study, out: Path) -> list[str]:
                 "" if records.complete(out / "results" / "runs" / tag) else ", record not exported yet")
             if changed:
                 state = f"finished with other settings ({configs.describe_changes(changed)})"
+        elif not run_dir.exists() and records.complete(out / "results" / "runs" / tag):
+            record = out / "results" / "runs" / tag
+            state = f"finished elsewhere, mIoU {read_metrics(record)['mIoU']:.2f} (its record in results/; no run folder here)"
         elif (run_dir / "last.pt").is_file():
             iteration = torch.load(run_dir / "last.pt", map_location="cpu", mmap=True, weights_only=False)["iteration"]
             state = f"at iteration {iteration} of {config['iterations']} (last checkpoint: a rerun continues there)"

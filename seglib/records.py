@@ -108,6 +108,18 @@ def is_current(run_dir, record_dir, ids) -> bool:
     return same and all((record_dir / "masks" / f"{i}.png").is_file() for i in ids)
 
 
+def stands_in(record_dir, config: dict, data, ids) -> bool:
+    """On a machine without the run folder (a new one, after the run finished elsewhere), the committed
+    record stands in for the finished run: complete, trained with these settings on this data folder, and
+    holding every mask the report draws (mask_ids). Otherwise the run has to be trained here."""
+    record_dir = Path(record_dir)
+    if not complete(record_dir) or configs.changed_settings(record_dir, config):
+        return False
+    if configs.read_run_config(record_dir).get("data") != str(Path(data).resolve()):
+        return False
+    return all((record_dir / "masks" / f"{i}.png").is_file() for i in mask_ids(record_dir, ids))
+
+
 def export(run_dir, record_dir, ids, device: str = "auto") -> Path:
     """Copy RUN_DIR's small files into RECORD_DIR and store its predicted masks of the images `ids` and
     of its own percentile images (with the run's own test-time settings, on the data folder it recorded)."""

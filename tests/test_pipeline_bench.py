@@ -200,6 +200,30 @@ def test_changed_evaluation_settings_score_a_run_again_without_retraining(smoke_
     assert (run / "final.pt").stat().st_mtime == before
 
 
+def test_a_run_finished_on_another_machine_is_not_trained_again(smoke_pipeline, sample_root, capsys, tmp_path):
+    """A new machine has the committed records but no run folders: the study goes on from the next run."""
+    out, _, _ = smoke_pipeline
+    tag = "fcn_unet_scratch-smoke-seed0"
+    run_dir, record = out / "runs" / tag, out / "results" / "runs" / tag
+    shutil.move(run_dir, tmp_path / tag)
+    try:
+        run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",),
+                     experiments=STUDY)
+        assert f"{tag}: finished elsewhere" in capsys.readouterr().out
+        assert not run_dir.exists() and tag in pd.read_csv(out / "results" / "summary.csv").run.tolist()
+        status = run_pipeline(profile="smoke", out=out, seeds=(0, 1), experiments=STUDY, status=True)["status"]
+        assert f"{tag}: finished elsewhere, mIoU" in status[0]
+        # the record stands in only for the same settings, the same data and every mask the report draws
+        config = configs.load("fcn_unet_scratch", "smoke", {"seed": 0})
+        ids = json.loads((out / "results" / "figures.json").read_text())["ids"]
+        assert records.stands_in(record, config, sample_root, ids)
+        assert not records.stands_in(record, {**config, "iterations": 4}, sample_root, ids)
+        assert not records.stands_in(record, config, tmp_path, ids)
+        assert not records.stands_in(record, config, sample_root, [*ids, "not_an_image"])
+    finally:
+        shutil.move(tmp_path / tag, run_dir)
+
+
 def test_status_says_where_each_run_of_the_study_stands(smoke_pipeline, sample_root, capsys):
     import torch
 
