@@ -97,23 +97,22 @@ def train_study(study, data: Path, out: Path, force: bool, device: str, wanted) 
         if not force and not run_dir.exists() and records.stands_in(record, config, data, ids):
             print(f"[pipeline] {tag}: finished elsewhere; no run folder here, its record {record} is current, kept",
                   flush=True)
-            finished.append(tag)
-            write_results(results_dir, finished, ids, rule)
-            continue
-        error = None if force else stale_run_error(run_dir, config)
-        if error:
-            raise error
-        current = configs.is_complete(run_dir) and not configs.changed_settings(run_dir, config)
-        if wanted(EXPERIMENT) and not (current and _newer(copy, run_dir / "metrics.json") and not force):
-            # the notebook trains through train.ensure_trained (which skips a complete run unless forced,
-            # and scores it again if only its evaluation settings changed)
-            execute(EXPERIMENT, copy, {"data": str(data), "profile": run_profile, "experiment": experiment, "seed": seed,
-                                       "device": device, "run_dir": str(run_dir), "force": force}, stream=True)
-        elif current:
-            print(f"[pipeline] {tag}: complete, skipped (--force to rerun)", flush=True)
-        if not configs.is_complete(run_dir):
-            raise SeglibError(f"{run_dir}: not finished; run the pipeline with its training step (without --only)")
-        records.export(run_dir, record, ids, device)
+        else:
+            error = None if force else stale_run_error(run_dir, config)
+            if error:
+                raise error
+            current = configs.is_complete(run_dir) and not configs.changed_settings(run_dir, config)
+            if wanted(EXPERIMENT) and not (current and _newer(copy, run_dir / "metrics.json") and not force):
+                # the notebook trains through train.ensure_trained (which skips a complete run unless forced,
+                # and scores it again if only its evaluation settings changed)
+                execute(EXPERIMENT, copy, {"data": str(data), "profile": run_profile, "experiment": experiment,
+                                           "seed": seed, "device": device, "run_dir": str(run_dir), "force": force},
+                        stream=True)
+            elif current:
+                print(f"[pipeline] {tag}: complete, skipped (--force to rerun)", flush=True)
+            if not configs.is_complete(run_dir):
+                raise SeglibError(f"{run_dir}: not finished; run the pipeline with its training step (without --only)")
+            records.export(run_dir, record, ids, device)
         finished.append(tag)
         write_results(results_dir, finished, ids, rule)  # after each run: a study days from its end renders too
     records.prune(results_dir / "runs", set(finished))
@@ -126,16 +125,19 @@ def study_status(study, out: Path) -> list[str]:
 
     lines = []
     for experiment, run_profile, seed, tag in study:
-        run_dir, config = out / "runs" / tag, configs.load(experiment, run_profile, {"seed": seed})
-        if configs.is_complete(run_dir):
-            changed = configs.changed_settings(run_dir, config)
-            state = f"finished, mIoU {read_metrics(run_dir)['mIoU']:.2f}" + (
-                "" if records.complete(out / "results" / "runs" / tag) else ", record not exported yet")
-            if changed:
-                state = f"finished with other settings ({configs.describe_changes(changed)})"
-        elif not run_dir.exists() and records.complete(out / "results" / "runs" / tag):
-            record = out / "results" / "runs" / tag
-            state = f"finished elsewhere, mIoU {read_metrics(record)['mIoU']:.2f} (its record in results/; no run folder here)"
+        run_dir, record = out / "runs" / tag, out / "results" / "runs" / tag
+        config = configs.load(experiment, run_profile, {"seed": seed})
+        here, elsewhere = configs.is_complete(run_dir), not run_dir.exists() and records.complete(record)
+        if here or elsewhere:
+            folder, where = (run_dir, "") if here else (record, " elsewhere")
+            state = f"finished{where}, mIoU {read_metrics(folder)['mIoU']:.2f}"
+            if not here:
+                state += " (its record in results/; no run folder here)"
+            elif not records.complete(record):
+                state += ", record not exported yet"
+            changed = configs.changed_settings(folder, config)
+            if changed:  # the pipeline stops on such a run folder, and trains again where only such a record is
+                state = f"finished{where} with other settings ({configs.describe_changes(changed)})"
         elif (run_dir / "last.pt").is_file():
             iteration = torch.load(run_dir / "last.pt", map_location="cpu", mmap=True, weights_only=False)["iteration"]
             state = f"at iteration {iteration} of {config['iterations']} (last checkpoint: a rerun continues there)"

@@ -105,7 +105,11 @@ def is_current(run_dir, record_dir, ids) -> bool:
     run_dir, record_dir = Path(run_dir), Path(record_dir)
     same = all((record_dir / f).is_file() and (run_dir / f).read_bytes() == (record_dir / f).read_bytes()
                for f in RECORD_FILES if (run_dir / f).is_file())
-    return same and all((record_dir / "masks" / f"{i}.png").is_file() for i in ids)
+    return same and has_masks(record_dir, ids)
+
+
+def has_masks(record_dir, ids) -> bool:
+    return all((Path(record_dir) / "masks" / f"{i}.png").is_file() for i in ids)
 
 
 def stands_in(record_dir, config: dict, data, ids) -> bool:
@@ -117,7 +121,7 @@ def stands_in(record_dir, config: dict, data, ids) -> bool:
         return False
     if configs.read_run_config(record_dir).get("data") != str(Path(data).resolve()):
         return False
-    return all((record_dir / "masks" / f"{i}.png").is_file() for i in mask_ids(record_dir, ids))
+    return has_masks(record_dir, mask_ids(record_dir, ids))
 
 
 def export(run_dir, record_dir, ids, device: str = "auto") -> Path:

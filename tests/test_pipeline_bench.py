@@ -213,6 +213,11 @@ def test_a_run_finished_on_another_machine_is_not_trained_again(smoke_pipeline, 
         assert not run_dir.exists() and tag in pd.read_csv(out / "results" / "summary.csv").run.tolist()
         status = run_pipeline(profile="smoke", out=out, seeds=(0, 1), experiments=STUDY, status=True)["status"]
         assert f"{tag}: finished elsewhere, mIoU" in status[0]
+        saved = (record / "config.yaml").read_bytes()  # a record of other settings: said, not counted as done
+        configs.save({**configs.read_run_config(record), "iterations": 4}, record / "config.yaml")
+        status = run_pipeline(profile="smoke", out=out, seeds=(0, 1), experiments=STUDY, status=True)["status"]
+        (record / "config.yaml").write_bytes(saved)
+        assert status[0] == f"{tag}: finished elsewhere with other settings (iterations 4 -> 3)"
         # the record stands in only for the same settings, the same data and every mask the report draws
         config = configs.load("fcn_unet_scratch", "smoke", {"seed": 0})
         ids = json.loads((out / "results" / "figures.json").read_text())["ids"]
@@ -250,13 +255,13 @@ def test_results_list_the_finished_runs_while_the_study_goes_on(smoke_pipeline, 
     (out / "results" / "summary.csv").unlink()
     real_export, calls = records.export, []
 
-    def export_twice(*args, **kwargs):
+    def export_two_then_stop(*args, **kwargs):
         calls.append(args[0].name)
         if len(calls) == 3:
             raise SeglibError("stopped")
         return real_export(*args, **kwargs)
 
-    monkeypatch.setattr(records, "export", export_twice)
+    monkeypatch.setattr(records, "export", export_two_then_stop)
     with pytest.raises(SeglibError, match="stopped"):
         run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"],
                      formats=("html",), experiments=STUDY)
