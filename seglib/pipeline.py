@@ -20,12 +20,12 @@ from . import records
 from .data import PascalPartDataset, default_root
 from .errors import SeglibError
 from .paths import run_name, shipped
-from .plots import CLOSEUP_PATTERN, PREDICTIONS_PATTERN
 from .results import read_metrics, summary
 from .train import stale_run_error
 
 NOTEBOOKS_DIR = shipped("notebooks")
 EXPLORATION, EXPERIMENT, REPORT = ("01_data_exploration", "02_experiment", "03_report")
+EXPLORATION_FIGURES = "data_*.png"  # 01_data_exploration's, which --from-records does not draw again
 # experiments compared over seeds (CE vs Lovasz; each experiment beyond the course report vs CE)
 MULTI_SEED = ("deeplabv3plus_pretrained", "deeplabv3plus_pretrained_lovasz", "deeplabv3plus_pretrained_hierarchy",
               "deeplabv3plus_pretrained_ce_lovasz", "deeplabv3plus_pretrained_best")
@@ -184,19 +184,19 @@ def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), for
                           "(results/ of a study); train the study first or pass the right --out")
     if not wanted(REPORT):
         return {"executed": done, "report": []}
-    # the report's figures are drawn anew from the records: older ones (other runs, other images) go
-    for pattern in (PREDICTIONS_PATTERN, CLOSEUP_PATTERN, "figure5*.png", "percentiles.png"):
-        prune_figures(figures, pattern, set())
+    # the report draws its figures anew from the records: any other (an older layout's, other runs', other
+    # images') goes, so that figures/ shows what the report shows
+    prune_figures(figures, keep=EXPLORATION_FIGURES)
     report_copy = executed / f"{REPORT}.ipynb"
     done.append(execute(REPORT, report_copy, {"results_dir": str(results_dir), "figures_dir": str(figures),
                                               "data": str(data) if data else None}))
     return {"executed": done, "report": render_report(report_copy, out / "report", formats)}
 
 
-def prune_figures(figures: Path, pattern: str, keep: set) -> None:
-    """Remove figures matching pattern except those named in keep, so figures/ shows this study only."""
-    for path in sorted(figures.glob(pattern)):
-        if path.name not in keep:
+def prune_figures(figures: Path, keep: str) -> None:
+    """Remove the figures in FIGURES whose names do not match the pattern `keep`."""
+    for path in sorted(figures.glob("*.png")):
+        if not path.match(keep):
             print(f"[pipeline] removed old figure {path.name}", flush=True)
             path.unlink()
 

@@ -17,9 +17,6 @@ CLASS_COLORS = {
     "lower-arms": (0, 130, 200), "upper-legs": (245, 130, 48), "lower-legs": (145, 30, 180),
 }
 EXTRA_COLORS = [(70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]
-# figure files of runs and close-ups, written anew with each report: the pipeline removes the old ones
-# (predictions_*.png: per-run figures of the earlier report layout)
-PREDICTIONS_PATTERN, CLOSEUP_PATTERN = "predictions_*.png", "borders_closeup_*.png"
 
 
 def palette(class_names: list[str]) -> np.ndarray:

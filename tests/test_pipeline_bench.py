@@ -86,7 +86,12 @@ def test_the_report_renders_again_from_its_records_alone(smoke_pipeline, sample_
     """A fresh clone has results/ but no run folder or checkpoint: the report comes back with the same numbers."""
     out, _, _ = smoke_pipeline
     shutil.copytree(out / "results", tmp_path / "results")
+    (tmp_path / "figures").mkdir()
+    for name in ("borders_perimeter_ratio.png", "data_examples.png"):  # an older layout's figure; the data's
+        (tmp_path / "figures" / name).write_bytes(b"png")
     result = run_pipeline(out=tmp_path, data=sample_root, from_records=True, formats=("html",))
+    figures = {p.name for p in (tmp_path / "figures").iterdir()}
+    assert "borders_perimeter_ratio.png" not in figures and {"data_examples.png", "figure5.png"} <= figures
     assert not (tmp_path / "runs").exists() and result["report"] == [tmp_path / "report" / "report.html"]
     again = nbformat.read(tmp_path / "report" / "report.ipynb", as_version=4)
     first = nbformat.read(out / "report" / "report.ipynb", as_version=4)
