@@ -47,9 +47,26 @@ def legend_handles(class_names: list[str]):
     return [Patch(color=lut[i] / 255, label=class_names[i]) for i in report_order(class_names)]
 
 
-def add_legend(fig, class_names: list[str]) -> None:
-    fig.legend(handles=legend_handles(class_names), loc="lower center", ncol=len(class_names),
-               frameon=False, fontsize=9, bbox_to_anchor=(0.5, -0.02))
+# A report figure prints at its own size if it fits within PAGE_WIDTH x PAGE_HEIGHT inches (nbconvert
+# shrinks a larger one to 0.9 of the text width or of the page height), and then leaves its caption room on
+# the page: so the report's figures are drawn to fit, their text at FONT points.
+PAGE_WIDTH, PAGE_HEIGHT = 5.8, 7.0
+FONT = 7.5
+
+
+def panel_inches(nrows: int, ncols: int, aspect: float, margin=(0.4, 0.6), largest: float = 2.0) -> float:
+    """Width of each panel of a grid of nrows x ncols panels `aspect` (height / width) times as tall as
+    wide, so that the grid and its margins (labels, legend) fit the page."""
+    return min(largest, (PAGE_WIDTH - margin[0]) / ncols, (PAGE_HEIGHT - margin[1]) / (nrows * aspect))
+
+
+def add_legend(fig, class_names: list[str], fontsize: float = 9) -> None:
+    """The class colours under the figure, in as many rows as keep them within its width (a legend wider
+    than the figure widens the saved image, and the page then shrinks all of it)."""
+    per_entry = 1.2 * fontsize / 9  # inches a swatch and a class name take
+    ncol = max(1, min(len(class_names), int(fig.get_size_inches()[0] / per_entry)))
+    fig.legend(handles=legend_handles(class_names), loc="lower center", ncol=ncol,
+               frameon=False, fontsize=fontsize, bbox_to_anchor=(0.5, 0))
 
 
 def save_prediction(image: np.ndarray, pred: np.ndarray, class_names: list[str], stem: Path) -> list[Path]:
@@ -80,7 +97,9 @@ def comparison_figure(images, ground_truths, predictions: dict[str, list], class
     """Figure 5: one row per image: the photo | ground truth | one column per model, each mask drawn over
     the photo so the person stays visible."""
     columns = ["image", "ground truth"] + list(predictions)
-    fig, axes = plt.subplots(len(images), len(columns), figsize=(1.9 * len(columns), 1.7 * len(images)), squeeze=False)
+    panel = panel_inches(len(images), len(columns), 0.9)
+    height = 0.9 * panel * len(images) + 0.6
+    fig, axes = plt.subplots(len(images), len(columns), figsize=(panel * len(columns) + 0.4, height), squeeze=False)
     for r, (img, gt) in enumerate(zip(images, ground_truths)):
         panels = [img, overlay(img, gt, class_names)] + [overlay(img, p[r], class_names) for p in predictions.values()]
         for c, panel in enumerate(panels):
@@ -89,24 +108,25 @@ def comparison_figure(images, ground_truths, predictions: dict[str, list], class
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(columns[c], fontsize=7)
+                ax.set_title(columns[c], fontsize=FONT)
         if ids:
-            axes[r, 0].set_ylabel(ids[r], fontsize=6)
-    add_legend(fig, class_names)
-    fig.tight_layout(rect=(0, 0.04, 1, 1), pad=0.3, h_pad=0.2, w_pad=0.2)
+            axes[r, 0].set_ylabel(ids[r], fontsize=FONT)
+    add_legend(fig, class_names, fontsize=FONT)
+    fig.tight_layout(rect=(0, 0.45 / height, 1, 1), pad=0.3, h_pad=0.2, w_pad=0.2)
     return fig
 
 
 def per_class_bars(table, value_label: str = "IoU (%)", errors=None, title=None):
     """Grouped bars: table is a pandas DataFrame, rows = classes, columns = runs/models."""
-    ax = table.plot.bar(figsize=(10, 3.6), width=0.8, yerr=errors, capsize=2, rot=20)
-    ax.set_ylabel(value_label)
-    ax.set_xlabel("")
-    if title:
-        ax.set_title(title)
-    ax.legend(fontsize=8, ncol=min(4, table.shape[1]))
-    ax.grid(axis="y", alpha=0.3)
-    ax.figure.tight_layout()
+    with plt.rc_context({"font.size": FONT + 0.5}):
+        ax = table.plot.bar(figsize=(PAGE_WIDTH, 2.6), width=0.8, yerr=errors, capsize=2, rot=20)
+        ax.set_ylabel(value_label)
+        ax.set_xlabel("")
+        if title:
+            ax.set_title(title)
+        ax.legend(fontsize=FONT, ncol=min(3, table.shape[1]))
+        ax.grid(axis="y", alpha=0.3)
+        ax.figure.tight_layout()
     return ax.figure
 
 
@@ -153,8 +173,10 @@ def border_closeups(image, ground_truth, predictions: dict[str, np.ndarray], cla
     crop_h, crop_w = image[rows, cols].shape[:2]
     ncols = 2
     nrows = int(np.ceil(len(panels) / ncols))
-    width = 3.4  # inches per panel; at dpi 150 a crop of ~200 px shows each label pixel ~2.5 px wide
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, width * crop_h / crop_w * nrows + 0.3), squeeze=False)
+    width = panel_inches(nrows, ncols, crop_h / crop_w, margin=(0.2, 0.3 * nrows), largest=2.8)
+    # drawn at 200 dpi: a crop of ~200 px then keeps each label pixel on its own pixels of the page
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols + 0.2, (width * crop_h / crop_w + 0.3) * nrows),
+                             squeeze=False, dpi=200)
     for ax in axes.flat:
         ax.axis("off")
     for ax, (title, panel) in zip(axes.flat, panels.items()):
@@ -164,7 +186,7 @@ def border_closeups(image, ground_truth, predictions: dict[str, np.ndarray], cla
             ax.imshow(overlay(image[rows, cols], panel, class_names, alpha=0.6), interpolation="nearest")
             edges = panel != ndimage.grey_erosion(panel, size=(3, 3))
             ax.imshow(np.ma.masked_where(~edges, edges), cmap="gray_r", alpha=0.9, interpolation="nearest")
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=FONT + 1)
     fig.tight_layout()
     return fig
 
@@ -172,9 +194,16 @@ def border_closeups(image, ground_truth, predictions: dict[str, np.ndarray], cla
 def learning_curves(curves: dict[str, list], logs: dict[str, list]):
     """Training loss (left) and val mIoU on the fixed subset (right) against iteration; per label, the
     mean over its seeds with the range as a band. curves/logs: {label: [DataFrame per seed]}."""
+    with plt.rc_context({"font.size": FONT}):
+        fig, (ax_loss, ax_miou) = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 2.6))
+        _draw_curves(ax_loss, ax_miou, curves, logs)
+        fig.tight_layout()
+    return fig
+
+
+def _draw_curves(ax_loss, ax_miou, curves, logs):
     import pandas as pd
 
-    fig, (ax_loss, ax_miou) = plt.subplots(1, 2, figsize=(10, 3.3))
     for k, label in enumerate(curves):
         color = f"C{k}"
         for ax, frames, column in ((ax_loss, logs.get(label, []), "loss"), (ax_miou, curves[label], "mIoU")):
@@ -190,6 +219,4 @@ def learning_curves(curves: dict[str, list], logs: dict[str, list]):
     ax_miou.set(xlabel="iteration", ylabel="val mIoU (%) on the fixed subset", title="val mIoU during training")
     for ax in (ax_loss, ax_miou):
         ax.grid(alpha=0.3)
-    ax_miou.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    return fig
+    ax_miou.legend(fontsize=FONT, loc="lower right")

@@ -91,20 +91,22 @@ def summary(runs) -> pd.DataFrame:
 
 def combined_table(summary_df: pd.DataFrame, main: str | None = None) -> pd.DataFrame:
     """mIoU / mAcc / aAcc per experiment and profile (ours: mean ± std over seeds) beside the course
-    report's own."""
+    report's own; two header rows (setting / ours / course report) keep it narrow enough to read on a page."""
     theirs, main = course_report(), main_profile(summary_df, main)
     rows = []
     for experiment, profile, runs in groups(summary_df, main):
         fmt = lambda s: f"{s.mean():.2f}" if len(s) == 1 else f"{s.mean():.2f} ± {s.std():.2f}"
         reported = theirs.get(experiment, {})
         rows.append({
-            "experiment": title(experiment, profile, main), "encoder": runs.encoder.iloc[0],
-            "crop": runs.crop.iloc[0], "short edge": runs.train_size.iloc[0], "iterations": runs.iterations.iloc[0],
-            "seeds": len(runs),
-            "mIoU": fmt(runs.mIoU), "mAcc": fmt(runs.mAcc), "aAcc": fmt(runs.aAcc),
-            "course report mIoU": reported.get("mIoU", "-"), "course report mAcc": reported.get("mAcc", "-"),
+            ("", "experiment"): title(experiment, profile, main), ("setting", "encoder"): runs.encoder.iloc[0],
+            ("setting", "crop"): runs.crop.iloc[0], ("setting", "short edge"): runs.train_size.iloc[0],
+            ("setting", "iterations"): runs.iterations.iloc[0], ("setting", "seeds"): len(runs),
+            ("ours", "mIoU"): fmt(runs.mIoU), ("ours", "mAcc"): fmt(runs.mAcc), ("ours", "aAcc"): fmt(runs.aAcc),
+            ("course report", "mIoU"): reported.get("mIoU", "-"), ("course report", "mAcc"): reported.get("mAcc", "-"),
         })
-    return pd.DataFrame(rows).set_index("experiment")
+    table = pd.DataFrame(rows).set_index(("", "experiment"))
+    table.columns = pd.MultiIndex.from_tuples(table.columns)
+    return table.rename_axis("experiment")
 
 
 def per_class_iou(summary_df: pd.DataFrame, stat: str = "mean", main: str | None = None) -> pd.DataFrame:
@@ -122,6 +124,7 @@ def notebook_display() -> None:
     pd.set_option("styler.render.repr", "latex")
     pd.set_option("styler.format.precision", 2)
     pd.set_option("styler.latex.hrules", True)
+    pd.set_option("styler.latex.multicol_align", "c")  # a group's name centred over its columns
     pd.set_option("styler.format.escape", "latex")
     pd.set_option("display.precision", 2)
     try:
@@ -131,14 +134,25 @@ def notebook_display() -> None:
     shell = get_ipython()
     if shell is not None:  # type printers take precedence over DataFrame._repr_latex_
         shell.display_formatter.formatters["text/latex"].for_type(pd.DataFrame, latex_fitting_the_page)
+        shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, lambda f: index_name_in_header(f)._repr_html_())
         # a user's mistake (no runs, no data) reads as one line; %xmode would print its mode into the paper
         shell.InteractiveTB.set_mode(mode="Minimal")
 
 
+def index_name_in_header(frame: pd.DataFrame) -> pd.DataFrame:
+    """The index's name moved into the header row above the index (where a paper's table names its first
+    column), instead of pandas' own row of it under the header, which reads as a stray empty row."""
+    names = list(frame.columns.names)
+    if frame.index.nlevels > 1 or frame.index.name is None or names[-1] is not None:
+        return frame
+    return frame.rename_axis(index=None).rename_axis(columns=names[:-1] + [frame.index.name])
+
+
 def latex_fitting_the_page(frame: pd.DataFrame) -> str:
-    """The frame as DataFrame.to_latex writes it (the styler.* options apply), in an adjustbox no wider
-    than the text; nbconvert's LaTeX template loads adjustbox."""
-    return "\\begin{adjustbox}{max width=\\linewidth}\n" + frame.to_latex() + "\\end{adjustbox}\n"
+    """The frame as DataFrame.to_latex writes it (the styler.* options apply), its index name in the
+    header, in an adjustbox no wider than the text; nbconvert's LaTeX template loads adjustbox."""
+    return ("\\begin{adjustbox}{max width=\\linewidth}\n" + index_name_in_header(frame).to_latex()
+            + "\\end{adjustbox}\n")
 
 
 def gap_vs_noise(values_a, values_b) -> dict:

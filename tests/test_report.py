@@ -49,6 +49,41 @@ def test_closeups_need_both_models_to_find_the_person():
     assert len([ax for ax in fig.axes if ax.images]) == 4
 
 
+CLASSES = ["background", "head", "torso", "upper-arms", "lower-arms", "upper-legs", "lower-legs"]
+
+
+def _report_figure(kind, models):
+    image, truth = np.zeros((60, 40, 3), np.uint8), np.zeros((60, 40), np.int64)
+    truth[10:50, 10:30] = 2
+    names = [f"DeepLabv3+ model {k}" for k in range(models)]
+    if kind == "predictions":
+        return plots.comparison_figure([image] * 6, [truth] * 6, {n: [truth] * 6 for n in names}, CLASSES,
+                                       ids=["2008_000001"] * 6)
+    if kind == "closeups":
+        return plots.border_closeups(image, truth, {n: truth for n in names[:2]}, CLASSES)
+    if kind == "bars":
+        return plots.per_class_bars(pd.DataFrame({n: np.arange(7.0) for n in names}, index=CLASSES))
+    curve = pd.DataFrame({"iteration": [250, 500], "mIoU": [30.0, 40.0], "loss": [1.0, 0.8]})
+    return plots.learning_curves({n: [curve] for n in names}, {n: [curve] for n in names})
+
+
+@pytest.mark.parametrize("kind", ["predictions", "closeups", "bars", "curves"])
+@pytest.mark.parametrize("models", [1, 5])
+def test_report_figures_print_readable_text_and_leave_room_for_their_caption(kind, models):
+    """Saved cropped tight (legend included), a figure prints at its own size if it fits the page and is
+    shrunk otherwise: fixed 7-point labels on a five-model Figure 5 printed at 3, a 6-row one pushed its
+    caption to the next page, and 10-point ticks on a 10-inch bar chart printed at 6."""
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    fig = _report_figure(kind, models)
+    box = fig.get_tightbbox(fig.canvas.get_renderer())  # inches, as savefig(bbox_inches="tight") writes it
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    plt.close(fig)
+    assert box.width <= plots.PAGE_WIDTH + 0.05 and box.height <= plots.PAGE_HEIGHT + 0.05
+    assert len(texts) >= models and min(t.get_fontsize() for t in texts) >= 7
+
+
 def test_captions_are_numbered_in_order_per_kind():
     caps = report.Captions()
     assert caps.table("x") == "**Table 1.** x" and caps.figure("y") == "**Figure 1.** y" and caps.table("z").startswith("**Table 2.**")

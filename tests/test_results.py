@@ -7,9 +7,11 @@ from seglib.errors import SeglibError
 from seglib.results import (
     combined_table,
     compare_by,
+    course_report,
     gap_verdict,
     gap_vs_noise,
     groups,
+    latex_fitting_the_page,
     main_profile,
     per_class_iou,
     schedule_caption,
@@ -49,10 +51,24 @@ def test_runs_of_another_profile_get_rows_of_their_own():
                                                                   ("deeplabv3plus_pretrained", "cpu512", 1)]
     table = combined_table(df)
     assert list(table.index) == ["DeepLabv3+ pretrained", "DeepLabv3+ pretrained [cpu512]"]
-    assert table.mIoU.tolist() == ["39.00 ± 1.00", "48.00"] and table.crop.tolist() == [256, 512]
+    assert table["ours", "mIoU"].tolist() == ["39.00 ± 1.00", "48.00"] and table["setting", "crop"].tolist() == [256, 512]
+    reported = course_report()["deeplabv3plus_pretrained"]["mIoU"]
+    assert table["course report", "mIoU"].tolist() == [reported, reported]  # the course report's own, labelled
     assert schedule_caption(df[df.profile == "cpu512"]) == "crop 512, 2000 iterations"
     assert schedule_caption(df.assign(train_size=512)[:1]) == "crop 256 of images resized to short edge 512, 1500 iterations"
     assert per_class_iou(df).loc["head"].tolist() == [39.0, 60.0]  # the cpu512 run is not averaged into the cpu seeds
+
+
+def test_report_tables_name_their_index_in_the_header_row():
+    """pandas writes an index's name on a row of its own under the header, an empty-looking row in a paper's
+    table; the report's tables carry it in the header row, above the index, for flat and grouped columns."""
+    flat = pd.DataFrame({"mIoU": [51.0]}, index=pd.Index(["DeepLabv3+ pretrained"], name="experiment"))
+    lines = latex_fitting_the_page(flat).splitlines()
+    assert "experiment & mIoU \\\\" in lines and not any(line.startswith("experiment &  ") for line in lines)
+    grouped = combined_table(_runs([{"experiment": "deeplabv3plus_pretrained", "profile": "cpu", "seed": 0, "mIoU": 40.0,
+                                     "mAcc": 50.0, "aAcc": 90.0}]))
+    header = [line for line in latex_fitting_the_page(grouped).splitlines() if line.startswith("experiment")]
+    assert header == ["experiment & encoder & crop & short edge & iterations & seeds & mIoU & mAcc & aAcc & mIoU & mAcc \\\\"]
 
 
 def test_compare_by_precision_groups_seeds():
