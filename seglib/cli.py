@@ -99,11 +99,13 @@ def cmd_bench(args):
 
 def cmd_compare(args):
     from .config import is_complete
+    from .records import complete
     from .results import compare_by, gap_verdict, summary
 
-    missing = [str(r) for r in args.runs if not is_complete(r)]
+    missing = [str(r) for r in args.runs if not (is_complete(r) or complete(r))]
     if missing:
-        raise SeglibError(f"{missing[0]}: not a finished run folder (needs config.yaml, final.pt, metrics.json)")
+        raise SeglibError(f"{missing[0]}: neither a finished run folder (config.yaml, final.pt, metrics.json) nor a "
+                          f"run's records in results/runs/ (config.yaml, metrics.json, log.csv)")
     rows = summary(args.runs)
     table, gap = compare_by(rows, args.by, args.metric)
     print(table.to_string())
@@ -180,8 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="finished runs grouped by one setting: mean/std over seeds and "
                                        "whether the gap exceeds seed-to-seed variation")
-    p.add_argument("runs", type=Path, nargs="+", help="run folders")
-    p.add_argument("--by", default="precision", help="results/summary.csv column to group by (default precision)")
+    p.add_argument("runs", type=Path, nargs="+", help="run folders, or their records in results/runs/")
+    p.add_argument("--by", default="precision", help="results/summary.csv column to group by (default precision; "
+                                                      "experiment compares recipes with the same budget)")
     p.add_argument("--metric", default="mIoU")
     p.add_argument("--csv", type=Path)
     p.add_argument("--json", type=Path)

@@ -70,7 +70,8 @@ def summary_row(run_dir) -> dict:
     config, score = configs.read_run_config(run_dir), read_metrics(run_dir)
     row = {
         "run": Path(run_dir).name, "experiment": config["experiment"], "profile": config["profile"], "encoder": ENCODERS.get(config["model"], config["model"]),
-        "weights": config["weights"] or "scratch", "loss": config["loss"], "seed": config["seed"],
+        "weights": config["weights"] or "scratch", "loss": config["loss"], "hierarchy_weight": config.get("hierarchy_weight", 0.0),
+        "seed": config["seed"],
         "iterations": config["iterations"], "crop": config["crop_size"],
         "train_size": config.get("train_size") or config["crop_size"], "device": score.get("device"),
         "precision": score.get("precision"), "eval_flip": config["eval_flip"],
@@ -191,18 +192,22 @@ def difference_vs_noise(results: list[dict], measure: str, a: str, b: str) -> di
 
 
 # summary columns that must agree between runs compared by one setting: the same schedule and test protocol
-SCHEDULE_COLUMNS = ("encoder", "weights", "loss", "precision", "iterations", "crop", "train_size", "scale_range", "eval_flip",
-                    "eval_scales", "val_images")
+SCHEDULE_COLUMNS = ("encoder", "weights", "loss", "hierarchy_weight", "precision", "iterations", "crop", "train_size",
+                    "scale_range", "eval_flip", "eval_scales", "val_images")
+# the protocol and budget: runs compared by experiment (a recipe: its own loss, augmentation, ...) share these
+BUDGET_COLUMNS = ("iterations", "crop", "train_size", "val_images")
 
 
 def compare_by(summary_df: pd.DataFrame, column: str, metric: str = "mIoU") -> tuple[pd.DataFrame, dict | None]:
     """Runs grouped by one setting (say precision): per group the seeds, mean and std of metric and the mean
     training time; with two groups also gap_vs_noise between them. Runs that differ in another schedule
-    column are refused, since the comparison would mix two effects."""
+    column are refused, since the comparison would mix two effects; grouped by experiment, a recipe that
+    changes several settings at once is what is compared, and only the budget (iterations, crop, val
+    images) must be the same."""
     for name in (column, metric):
         if name not in summary_df:
             raise SeglibError(f"unknown summary column {name!r}; choose from: {', '.join(summary_df.columns)}")
-    for other in SCHEDULE_COLUMNS:
+    for other in BUDGET_COLUMNS if column == "experiment" else SCHEDULE_COLUMNS:
         if other != column and other in summary_df and summary_df[other].nunique(dropna=False) > 1:
             raise SeglibError(f"the runs differ in {other} ({', '.join(map(str, summary_df[other].unique()))}) besides "
                               f"{column}; compare runs with the same schedule")

@@ -1,4 +1,6 @@
 """Comparisons over seeds: the arithmetic of gap_vs_noise and compare_by's refusal to mix settings."""
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from conftest import run_cli
@@ -88,7 +90,34 @@ def test_compare_by_refuses_runs_with_another_difference():
         compare_by(df, "precisoin")
 
 
+def test_compare_by_experiment_compares_recipes_within_one_budget():
+    """A recipe (issue 18's best: CE + Lovász, rescale, flip) changes several settings at once, and that is
+    what grouping by experiment compares; a different budget is still refused, and grouping by one
+    setting still refuses runs that also differ in the hierarchy heads."""
+    base = [{"experiment": "deeplabv3plus_pretrained", "seed": s, "mIoU": m} for s, m in enumerate((50.0, 51.0, 52.0))]
+    best = [{"experiment": "deeplabv3plus_pretrained_best", "loss": "ce+lovasz", "hierarchy_weight": 0.4,
+             "scale_range": "0.5-2.0", "eval_flip": True, "seed": s, "mIoU": m} for s, m in enumerate((55.0, 55.5, 56.0))]
+    table, gap = compare_by(_runs([{"hierarchy_weight": 0.0, "scale_range": "1.0-1.0", "eval_flip": False, **r}
+                                   for r in base] + best), "experiment")
+    assert table["mIoU mean"].tolist() == [51.0, 55.5] and gap["difference"] == pytest.approx(4.5) and gap["exceeds_noise"]
+    with pytest.raises(SeglibError, match="differ in iterations"):
+        compare_by(_runs(base + [{**best[0], "iterations": 1000}]), "experiment")
+    hierarchy = [{**r, "experiment": "deeplabv3plus_pretrained_hierarchy", "hierarchy_weight": 0.4} for r in base]
+    with pytest.raises(SeglibError, match="differ in hierarchy_weight"):
+        compare_by(_runs([{**r, "hierarchy_weight": 0.0} for r in base] + hierarchy), "loss")
+
+
+def test_cli_compare_reads_committed_records(capsys):
+    """On a fresh clone the study's runs exist only as records (results/runs/): compare reads those too."""
+    from seglib.cli import main
+
+    records = Path(__file__).parent / "records" / "runs"
+    assert main(["compare", *sorted(map(str, records.glob("deeplabv3plus_pretrained*-smoke-seed*"))), "--by", "experiment"]) == 0
+    out = capsys.readouterr().out
+    assert "deeplabv3plus_pretrained_lovasz" in out and "seed-to-seed std" in out
+
+
 def test_cli_compare_rejects_an_unfinished_run_folder(tmp_path):
     (tmp_path / "run").mkdir()
     res = run_cli("compare", tmp_path / "run")
-    assert res.returncode == 2 and "not a finished run folder" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 2 and "neither a finished run folder" in res.stderr and "Traceback" not in res.stderr
