@@ -46,7 +46,7 @@ def cmd_evaluate(args):
                           "--update re-scores finished runs only")
     data_root = configs.run_data(args.run, args.data, same=args.update)
     if args.update:  # the run's own scores under (new) evaluation settings, border measures included
-        from .train import rescore
+        from .evaluate import rescore
 
         config = configs.read_run_config(args.run)
         settings = {"eval_flip": args.flip, "eval_scales": args.scales, "val_split": args.split,

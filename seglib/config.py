@@ -116,7 +116,7 @@ def validate(config: dict) -> None:
 # The learning curve's settings change what is recorded beside the run, not its weights.
 SPEED_ONLY_KEYS = ("device", "num_workers", "compile", "checkpoint_every", "log_every", "curve_every", "curve_images")
 # Settings that change how a finished run is scored, not its weights: when only these differ, the
-# run is evaluated again (seglib.train.rescore) instead of retrained.
+# run is evaluated again (seglib.evaluate.rescore) instead of retrained.
 EVAL_KEYS = ("eval_size", "eval_flip", "eval_scales", "val_split", "max_eval_images")
 
 

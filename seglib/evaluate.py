@@ -1,10 +1,14 @@
 """Whole-image inference (resize short edge, pad to the stride, crop back, optional flip and
-multi-scale test-time augmentation with averaged probabilities) and split evaluation."""
+multi-scale test-time augmentation with averaged probabilities), split evaluation, a run's scores
+(metrics.json, per_image.csv) and the learning curve's points on a fixed val subset."""
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -166,3 +170,66 @@ def evaluate_dataset(predictor: Predictor, dataset: PascalPartDataset, max_image
         result["roughness"] = metrics.geometric_mean(rough_logs, rough_n)
         result["boundary_f"] = metrics.boundary_f_score(f_counts)
     return result
+
+
+def curve_indices(size: int, count: int) -> list[int]:
+    """A fixed subset of a split for the learning curve: `count` ids spread evenly over it (the
+    split files are sorted by id, so this is every (size/count)-th image), the same at every point."""
+    if count >= size:
+        return list(range(size))
+    return sorted({round(i * (size - 1) / max(count - 1, 1)) for i in range(count)})
+
+
+def learning_curve_point(model, config: dict, val_set: PascalPartDataset, indices, device, iteration: int,
+                         history: list, previous: int) -> dict:
+    """Val mIoU of the model as it is now on the curve's fixed subset, with the mean training loss
+    since the previous point; the model goes back to training mode."""
+    start = time.perf_counter()
+    model.eval()
+    result = evaluate_dataset(predictor_from_config(model, config, device), val_set, indices=indices,
+                              progress=False, num_workers=0)
+    model.train()
+    losses = [h["loss"] for h in history if previous < h["iteration"] <= iteration]
+    score = metrics.scores(result["confusion"], val_set.class_names)
+    return {"iteration": iteration, "loss": round(float(np.mean(losses)), 4) if losses else float("nan"),
+            "mIoU": round(score["mIoU"], 2), "images": len(indices), "seconds": round(time.perf_counter() - start, 1)}
+
+
+def write_scores(run_dir: Path, score: dict, per_image: dict) -> None:
+    """metrics.json, and per_image.csv (each val image's own mIoU, for the percentile figure)."""
+    (run_dir / "metrics.json").write_text(json.dumps(score, indent=2))
+    pd.DataFrame({"id": list(per_image), "mIoU": [round(v, 2) for v in per_image.values()]}).to_csv(
+        run_dir / "per_image.csv", index=False)
+
+
+def score_model(model, config: dict, data_root, device, progress: bool = True, num_workers: int = 2) -> dict:
+    """The val scores of a model under the config's evaluation settings, with the boundary measures
+    of the border analysis and each image's mIoU ("per_image") from the same pass (so it never predicts
+    the split a second time)."""
+    val_set = PascalPartDataset(data_root, config["val_split"])
+    predictor = predictor_from_config(model, config, device)
+    start = time.perf_counter()
+    result = evaluate_dataset(predictor, val_set, config["max_eval_images"], boundary=True, progress=progress,
+                              num_workers=num_workers)
+    score = metrics.scores(result["confusion"], val_set.class_names)
+    score["boundary"] = metrics.boundary_scores(result, val_set.class_names)
+    score.update(images=result["images"], split=config["val_split"], eval_seconds=round(time.perf_counter() - start, 1),
+                 per_image=result["per_image"])
+    return score
+
+
+def rescore(config: dict, data_root, run_dir, progress: bool = True) -> dict:
+    """Evaluate a finished run again under new evaluation settings (test-time flip or scales, eval
+    size): the weights stay, config.yaml and metrics.json take the new settings and scores."""
+    run_dir = Path(run_dir)
+    data_root = configs.run_data(run_dir, data_root, same=True)
+    old = json.loads((run_dir / "metrics.json").read_text())
+    model, _, _ = load_run(run_dir, config["device"])
+    device = next(model.parameters()).device
+    score = score_model(model, config, data_root, device, progress=progress)
+    score.update({k: old[k] for k in ("train_seconds", "train_images", "device", "host", "world_size", "precision",
+                                           "channels_last")
+                  if k in old})
+    configs.save({**config, "data": str(Path(data_root).resolve())}, run_dir / "config.yaml")
+    write_scores(run_dir, score, score.pop("per_image"))
+    return score

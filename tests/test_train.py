@@ -167,8 +167,10 @@ def test_changed_evaluation_settings_score_a_finished_run_again(sample_root, tmp
     multi = {**config, "eval_scales": [0.75, 1.25], "eval_flip": True}
     monkeypatch.setattr(train_module, "train", lambda *a, **k: pytest.fail("an evaluation change must not retrain"))
     used = []
-    real_predictor = train_module.predictor_from_config
-    monkeypatch.setattr(train_module, "predictor_from_config",
+    from seglib import evaluate
+
+    real_predictor = evaluate.predictor_from_config
+    monkeypatch.setattr(evaluate, "predictor_from_config",
                         lambda model, cfg, device: used.append(real_predictor(model, cfg, device)) or used[-1])
     again = train_module.ensure_trained(multi, sample_root, run, progress=False)
     assert (run / "final.pt").stat().st_mtime == stamp  # same weights
