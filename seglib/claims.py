@@ -100,16 +100,21 @@ def beyond_claims(study: Study) -> list[tuple[str, pd.DataFrame, list[str]]]:
 
 
 def inference_cost(study: Study, experiment: str) -> str:
-    """Forward passes per test image (a flip doubles them) and the measured evaluation time per image
-    (which includes the border measures) beside the pretrained CE runs'."""
-    def per_image(exp):
-        seconds = [read_metrics(study.record(r)).get("eval_seconds") for _, r in study.runs_of(exp).iterrows()]
-        images = study.runs_of(exp).val_images
-        values = [s / n for s, n in zip(seconds, images) if s]
-        return fmt(values, 3) if values else "n/a"
+    """Forward passes per test image (a flip doubles them) and the measured evaluation speed (images/s
+    over the whole split, border measures included) beside the pretrained CE runs', saying so when the
+    runs were scored on different machines."""
+    def scores(exp):
+        return [(read_metrics(study.record(r)), r.val_images) for _, r in study.runs_of(exp).iterrows()]
+
+    def speed(exp):
+        values = [n / m["eval_seconds"] for m, n in scores(exp) if m.get("eval_seconds")]
+        return fmt(values, 2) if values else "n/a"
     passes = lambda exp: 2 if read_run_config(study.record(study.runs_of(exp).iloc[0]))["eval_flip"] else 1
+    hosts = {m.get("host") for exp in (experiment, PRETRAINED) for m, _ in scores(exp)}
+    where = "one machine" if len(hosts) == 1 else f"{len(hosts)} different machines, so compare with care"
     return (f"Inference: {passes(experiment)} forward pass(es) per image against {passes(PRETRAINED)}; evaluation "
-            f"{per_image(experiment)} s per image against {per_image(PRETRAINED)} s (border measures included).")
+            f"{speed(experiment)} images/s against {speed(PRETRAINED)} images/s (border measures included; "
+            f"measured on {where}).")
 
 
 def border_measures(study: Study, experiments=(CE, LOVASZ)) -> list[dict]:

@@ -70,12 +70,12 @@ def summary_row(run_dir) -> dict:
     config, score = configs.read_run_config(run_dir), read_metrics(run_dir)
     row = {
         "run": Path(run_dir).name, "experiment": config["experiment"], "profile": config["profile"], "encoder": ENCODERS.get(config["model"], config["model"]),
-        "weights": config["weights"] or "scratch", "loss": config["loss"], "hierarchy_weight": config.get("hierarchy_weight", 0.0),
-        "seed": config["seed"],
+        "weights": config["weights"] or "scratch", "loss": config["loss"], "seed": config["seed"],
         "iterations": config["iterations"], "crop": config["crop_size"],
         "train_size": config.get("train_size") or config["crop_size"], "device": score.get("device"),
         "precision": score.get("precision"), "eval_flip": config["eval_flip"],
         "eval_scales": " ".join(str(s) for s in config["eval_scales"]), "scale_range": "-".join(str(s) for s in config["scale_range"]),
+        "hierarchy_weight": config.get("hierarchy_weight", 0.0),
         "train_seconds": score.get("train_seconds"), "val_images": score.get("images"),
         "mIoU": round(score["mIoU"], 2), "mAcc": round(score["mAcc"], 2), "aAcc": round(score["aAcc"], 2),
     }

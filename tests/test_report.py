@@ -84,6 +84,31 @@ def test_report_figures_print_readable_text_and_leave_room_for_their_caption(kin
     assert len(texts) >= models and min(t.get_fontsize() for t in texts) >= 7
 
 
+def test_inference_cost_is_measured_images_per_second_beside_the_baseline(tmp_path):
+    """Issue 18: each added experiment's inference cost beside the pretrained CE runs', from the seconds
+    each run's evaluation took; runs scored on different machines are said to be."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    results = tmp_path / "results"
+    shutil.copytree(Path(__file__).parent / "records", results)
+    summary = pd.read_csv(results / "summary.csv")
+    summary["experiment"] = summary.experiment.replace("deeplabv3plus_pretrained_lovasz", claims.BEYOND[0])
+    summary.to_csv(results / "summary.csv", index=False)
+    for run, seconds in (("deeplabv3plus_pretrained-smoke-seed0", 1.0), ("deeplabv3plus_pretrained-smoke-seed1", 3.0),
+                         ("deeplabv3plus_pretrained_lovasz-smoke-seed0", 6.0), ("deeplabv3plus_pretrained_lovasz-smoke-seed1", 6.0)):
+        path = results / "runs" / run / "metrics.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "eval_seconds": seconds, "host": "cpu A"}))
+    study = report.load_study(results)
+    line = claims.inference_cost(study, claims.BEYOND[0])  # 3 val images per run: 3/6 and 3/1, 3/3 images/s
+    assert "1 forward pass(es) per image against 1" in line and "0.50 ± 0.00 images/s against 2.00 ± 1.41 images/s" in line
+    assert "measured on one machine" in line
+    path = results / "runs" / "deeplabv3plus_pretrained-smoke-seed1" / "metrics.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "host": "cpu B"}))
+    assert "2 different machines" in claims.inference_cost(report.load_study(results), claims.BEYOND[0])
+
+
 def test_captions_are_numbered_in_order_per_kind():
     caps = report.Captions()
     assert caps.table("x") == "**Table 1.** x" and caps.figure("y") == "**Figure 1.** y" and caps.table("z").startswith("**Table 2.**")
