@@ -11,7 +11,7 @@ from conftest import REPO, run_cli
 from seglib import config as configs
 from seglib import records
 from seglib.errors import SeglibError
-from seglib.pipeline import NOTEBOOKS_DIR, run_pipeline
+from seglib.pipeline import NOTEBOOKS_DIR, pace, run_pipeline
 from seglib.report import fmt
 
 RECORDS = REPO / "tests" / "records"  # a tiny committed record set: smoke runs of the embedded sample
@@ -241,17 +241,29 @@ def test_status_says_where_each_run_of_the_study_stands(smoke_pipeline, sample_r
     unfinished = out / "runs" / "deeplabv3plus_pretrained-smoke-seed2"
     unfinished.mkdir()
     try:
-        torch.save({"iteration": 2}, unfinished / "last.pt")
+        torch.save({"iteration": 2, "history": [{"iteration": 1, "seconds": 10.0}, {"iteration": 2, "seconds": 16.0}]},
+                   unfinished / "last.pt")
         lines = run_pipeline(profile="smoke", out=out, seeds=(0, 1, 2), experiments=STUDY, status=True)["status"]
         assert capsys.readouterr().out.splitlines() == lines
         state = dict(line.split(": ", 1) for line in lines)
         mIoU = json.loads((out / "runs" / "fcn_unet_scratch-smoke-seed0" / "metrics.json").read_text())["mIoU"]
         assert state["fcn_unet_scratch-smoke-seed0"] == f"finished, mIoU {mIoU:.2f}"
         assert state["deeplabv3plus_pretrained-smoke-seed2"].startswith("at iteration 2 of 3 (last checkpoint")
+        assert state["deeplabv3plus_pretrained-smoke-seed2"].endswith("6.0 s/iteration over its last 1 iterations: about 1 min left")
         assert state["deeplabv3plus_pretrained_lovasz-smoke-seed2"] == "not started"
         assert list(state)[:len(STUDY)] == [f"{e}-smoke-seed0" for e in configs.EXPERIMENTS if e in STUDY]
     finally:
         shutil.rmtree(unfinished)
+
+
+def test_pace_of_an_unfinished_run_comes_from_its_last_iterations():
+    """The loss log's cumulative training seconds over the last 100 iterations give the pace and what is
+    left, so a slow start (or an earlier, slower machine) does not skew it."""
+    history = [{"iteration": i, "seconds": 20.0 * i if i <= 200 else 4000.0 + 7.5 * (i - 200)} for i in range(10, 410, 10)]
+    assert pace(history, 2000) == ", 7.5 s/iteration over its last 100 iterations: about 3 h 20 min left"
+    assert pace(history[:1], 2000) == "" and pace([], 2000) == ""
+    assert pace([{"iteration": 10, "seconds": 5.0}, {"iteration": 20, "seconds": 10.0}], 30) == (
+        ", 0.5 s/iteration over its last 10 iterations: about 1 min left")
 
 
 def test_results_list_the_finished_runs_while_the_study_goes_on(smoke_pipeline, sample_root, monkeypatch):
