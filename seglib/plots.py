@@ -2,6 +2,7 @@
 report's Figure 5 (photo | ground truth | one column per model, masks over the photo) and border close-ups."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -60,6 +61,14 @@ def panel_inches(nrows: int, ncols: int, aspect: float, margin=(0.4, 0.6), large
     return min(largest, (PAGE_WIDTH - margin[0]) / ncols, (PAGE_HEIGHT - margin[1]) / (nrows * aspect))
 
 
+def fit_label(label: str, inches: float) -> str:
+    """A row label (drawn sideways) broken after '_' and ': ' where a line of it would run past the row's
+    height into the next row's (a landscape photo fills about 0.8 of it)."""
+    if max(map(len, label.split("\n"))) * 0.65 * FONT / 72 <= 0.8 * inches:
+        return label
+    return label.replace("_", "_\n").replace(": ", ":\n")
+
+
 def add_legend(fig, class_names: list[str], fontsize: float = 9) -> None:
     """The class colours under the figure, in as many rows as keep them within its width (a legend wider
     than the figure widens the saved image, and the page then shrinks all of it)."""
@@ -97,9 +106,9 @@ def comparison_figure(images, ground_truths, predictions: dict[str, list], class
     """Figure 5: one row per image: the photo | ground truth | one column per model, each mask drawn over
     the photo so the person stays visible."""
     columns = ["image", "ground truth"] + list(predictions)
-    panel = panel_inches(len(images), len(columns), 0.9)
-    height = 0.9 * panel * len(images) + 0.6
-    fig, axes = plt.subplots(len(images), len(columns), figsize=(panel * len(columns) + 0.4, height), squeeze=False)
+    panel_width = panel_inches(len(images), len(columns), 0.9)
+    height = 0.9 * panel_width * len(images) + 0.6
+    fig, axes = plt.subplots(len(images), len(columns), figsize=(panel_width * len(columns) + 0.4, height), squeeze=False)
     for r, (img, gt) in enumerate(zip(images, ground_truths)):
         panels = [img, overlay(img, gt, class_names)] + [overlay(img, p[r], class_names) for p in predictions.values()]
         for c, panel in enumerate(panels):
@@ -107,10 +116,10 @@ def comparison_figure(images, ground_truths, predictions: dict[str, list], class
             ax.imshow(panel)
             ax.set_xticks([])
             ax.set_yticks([])
-            if r == 0:
-                ax.set_title(columns[c], fontsize=FONT)
+            if r == 0:  # wrapped to the panel's width: five model names in one line each would overlap
+                ax.set_title(textwrap.fill(columns[c], max(8, int(panel_width * 17))), fontsize=FONT)
         if ids:
-            axes[r, 0].set_ylabel(ids[r], fontsize=FONT)
+            axes[r, 0].set_ylabel(fit_label(ids[r], 0.9 * panel_width), fontsize=FONT)
     add_legend(fig, class_names, fontsize=FONT)
     fig.tight_layout(rect=(0, 0.45 / height, 1, 1), pad=0.3, h_pad=0.2, w_pad=0.2)
     return fig

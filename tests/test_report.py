@@ -84,6 +84,13 @@ def test_report_figures_print_readable_text_and_leave_room_for_their_caption(kin
     assert len(texts) >= models and min(t.get_fontsize() for t in texts) >= 7
 
 
+def test_row_labels_break_where_they_would_run_into_the_next_row():
+    """Drawn sideways, an id taller than its row (a six-row, seven-column Figure 5) ran into the next row's."""
+    assert plots.fit_label("2008_000672", 1.5) == "2008_000672"
+    assert plots.fit_label("2008_000672", 0.7) == "2008_\n000672"
+    assert plots.fit_label("10th pct: 2008_000672\nmIoU 19.3", 0.7) == "10th pct:\n2008_\n000672\nmIoU 19.3"
+
+
 def test_inference_cost_is_measured_images_per_second_beside_the_baseline(tmp_path):
     """Issue 18: each added experiment's inference cost beside the pretrained CE runs', from the seconds
     each run's evaluation took; runs scored on different machines are said to be."""
