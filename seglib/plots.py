@@ -62,11 +62,13 @@ def panel_inches(nrows: int, ncols: int, aspect: float, margin=(0.4, 0.6), large
 
 
 def fit_label(label: str, inches: float) -> str:
-    """A row label (drawn sideways) broken after '_' and ': ' where a line of it would run past the row's
-    height into the next row's (a landscape photo fills about 0.8 of it)."""
-    if max(map(len, label.split("\n"))) * 0.65 * FONT / 72 <= 0.8 * inches:
-        return label
-    return label.replace("_", "_\n").replace(": ", ":\n")
+    """A row label (drawn sideways) broken after ': ', then also after '_', while a line of it would run
+    past the row's height into the next row's (a landscape photo fills about 0.8 of it)."""
+    for step in (lambda text: text, lambda text: text.replace(": ", ":\n"), lambda text: text.replace("_", "_\n")):
+        label = step(label)
+        if max(map(len, label.split("\n"))) * 0.65 * FONT / 72 <= 0.8 * inches:
+            break
+    return label
 
 
 def add_legend(fig, class_names: list[str], fontsize: float = 9) -> None:

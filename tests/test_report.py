@@ -89,6 +89,7 @@ def test_row_labels_break_where_they_would_run_into_the_next_row():
     assert plots.fit_label("2008_000672", 1.5) == "2008_000672"
     assert plots.fit_label("2008_000672", 0.7) == "2008_\n000672"
     assert plots.fit_label("10th pct: 2008_000672\nmIoU 19.3", 0.7) == "10th pct:\n2008_\n000672\nmIoU 19.3"
+    assert plots.fit_label("10th pct: 2008_000672\nmIoU 19.3", 1.3) == "10th pct:\n2008_000672\nmIoU 19.3"
 
 
 def test_inference_cost_is_measured_images_per_second_beside_the_baseline(tmp_path):
