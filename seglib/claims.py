@@ -103,14 +103,14 @@ def inference_cost(study: Study, experiment: str) -> str:
     """Forward passes per test image (a flip doubles them) and the measured evaluation speed (images/s
     over the whole split, border measures included) beside the pretrained CE runs', saying so when the
     runs were scored on different machines."""
-    def scores(exp):
-        return [(read_metrics(study.record(r)), r.val_images) for _, r in study.runs_of(exp).iterrows()]
+    scores = {exp: [(read_metrics(study.record(r)), r.val_images) for _, r in study.runs_of(exp).iterrows()]
+              for exp in (experiment, PRETRAINED)}  # each record's metrics.json read once
 
     def speed(exp):
-        values = [n / m["eval_seconds"] for m, n in scores(exp) if m.get("eval_seconds")]
+        values = [n / m["eval_seconds"] for m, n in scores[exp] if m.get("eval_seconds")]
         return fmt(values, 2) if values else "n/a"
     passes = lambda exp: 2 if read_run_config(study.record(study.runs_of(exp).iloc[0]))["eval_flip"] else 1
-    hosts = {m.get("host") for exp in (experiment, PRETRAINED) for m, _ in scores(exp)}
+    hosts = {m.get("host") for runs in scores.values() for m, _ in runs}
     where = "one machine" if len(hosts) == 1 else f"{len(hosts)} different machines, so compare with care"
     return (f"Inference: {passes(experiment)} forward pass(es) per image against {passes(PRETRAINED)}; evaluation "
             f"{speed(experiment)} images/s against {speed(PRETRAINED)} images/s (border measures included; "
