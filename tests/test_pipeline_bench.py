@@ -25,10 +25,17 @@ def test_notebooks_are_stored_clean_with_a_parameters_cell():
 
 
 @pytest.fixture(scope="module")
-def smoke_pipeline(tmp_path_factory, sample_root):
+def study_data(npy_copy):
+    """The study's data folder: the sample with .npy masks, as the original distribution has them (the
+    shared copy's .png masks go through every other test), so the whole pipeline is checked on both."""
+    return npy_copy
+
+
+@pytest.fixture(scope="module")
+def smoke_pipeline(tmp_path_factory, study_data):
     out = tmp_path_factory.mktemp("pipeline")
     formats = ("html", "pdf") if shutil.which("xelatex") and shutil.which("pandoc") else ("html",)
-    result = run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), formats=formats, experiments=STUDY)
+    result = run_pipeline(profile="smoke", data=study_data, out=out, seeds=(0, 1), formats=formats, experiments=STUDY)
     return out, result, formats
 
 
@@ -82,14 +89,14 @@ def test_pipeline_trains_exports_records_and_renders_the_paper(smoke_pipeline):
         assert (out / "report" / "report.pdf").read_bytes()[:4] == b"%PDF"
 
 
-def test_the_report_renders_again_from_its_records_alone(smoke_pipeline, sample_root, tmp_path):
+def test_the_report_renders_again_from_its_records_alone(smoke_pipeline, study_data, tmp_path):
     """A fresh clone has results/ but no run folder or checkpoint: the report comes back with the same numbers."""
     out, _, _ = smoke_pipeline
     shutil.copytree(out / "results", tmp_path / "results")
     (tmp_path / "figures").mkdir()
     for name in ("borders_perimeter_ratio.png", "data_examples.png"):  # an older layout's figure; the data's
         (tmp_path / "figures" / name).write_bytes(b"png")
-    result = run_pipeline(out=tmp_path, data=sample_root, from_records=True, formats=("html",))
+    result = run_pipeline(out=tmp_path, data=study_data, from_records=True, formats=("html",))
     figures = {p.name for p in (tmp_path / "figures").iterdir()}
     assert "borders_perimeter_ratio.png" not in figures and {"data_examples.png", "figure5.png"} <= figures
     assert not (tmp_path / "runs").exists() and result["report"] == [tmp_path / "report" / "report.html"]
@@ -112,22 +119,22 @@ def test_a_committed_record_set_renders_without_training(tmp_path, sample_root):
     assert "Exception reporting mode" not in html  # the notebook's set-up prints nothing into the paper
 
 
-def test_rerun_skips_complete_experiments(smoke_pipeline, sample_root, capsys):
+def test_rerun_skips_complete_experiments(smoke_pipeline, study_data, capsys):
     out, _, _ = smoke_pipeline
     before = (out / "runs" / "fcn_unet_scratch-smoke-seed0" / "final.pt").stat().st_mtime
-    run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",),
+    run_pipeline(profile="smoke", data=study_data, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",),
                  experiments=STUDY)
     assert "complete, skipped" in capsys.readouterr().out
     assert (out / "runs" / "fcn_unet_scratch-smoke-seed0" / "final.pt").stat().st_mtime == before
 
 
-def test_executed_copy_older_than_its_run_is_executed_again_without_retraining(smoke_pipeline, sample_root, capsys):
+def test_executed_copy_older_than_its_run_is_executed_again_without_retraining(smoke_pipeline, study_data, capsys):
     out, _, _ = smoke_pipeline
     run = out / "runs" / "fcn_unet_scratch-smoke-seed0"
     before = (run / "final.pt").stat().st_mtime
     copy = out / "executed" / "02_experiment-fcn_unet_scratch-smoke-seed0.ipynb"
     os.utime(copy, (0, 0))  # as if executed for an earlier run in this folder
-    run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",),
+    run_pipeline(profile="smoke", data=study_data, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",),
                  experiments=STUDY)
     printed = capsys.readouterr().out
     assert "fcn_unet_scratch-smoke-seed0: complete, skipped" not in printed
@@ -136,7 +143,7 @@ def test_executed_copy_older_than_its_run_is_executed_again_without_retraining(s
     assert (run / "final.pt").stat().st_mtime == before
 
 
-def test_only_the_study_runs_reach_the_records_and_tables(smoke_pipeline, sample_root):
+def test_only_the_study_runs_reach_the_records_and_tables(smoke_pipeline, study_data):
     """A run trained by hand into runs/ (the command line's default name) is no extra seed of the study,
     and a record left from another study is removed; a missing mask is exported again without retraining."""
     out, _, _ = smoke_pipeline
@@ -151,7 +158,7 @@ def test_only_the_study_runs_reach_the_records_and_tables(smoke_pipeline, sample
     final = out / "runs" / "deeplabv3plus_scratch-smoke-seed0" / "final.pt"
     before = final.stat().st_mtime
     try:
-        run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",),
+        run_pipeline(profile="smoke", data=study_data, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",),
                  experiments=STUDY)
         summary = (out / "results" / "summary.csv").read_text()
         assert "seed7" not in summary and "old_experiment" not in summary and not stray_record.exists()
@@ -181,22 +188,22 @@ def test_extra_runs_are_checked_and_named_by_profile():
             parse_extra([bad], "cpu", (0, 1))
 
 
-def test_rerun_with_changed_settings_stops_instead_of_reusing_the_old_run(smoke_pipeline, sample_root, monkeypatch):
+def test_rerun_with_changed_settings_stops_instead_of_reusing_the_old_run(smoke_pipeline, study_data, monkeypatch):
     out, _, _ = smoke_pipeline
     real_load = configs.load
     monkeypatch.setattr(configs, "load", lambda e, p="paper", o=None: {**real_load(e, p, o), "iterations": 5})
     with pytest.raises(SeglibError, match=r"fcn_unet_scratch-smoke-seed0: finished with other settings \(iterations 3 -> 5\)"):
-        run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",),
+        run_pipeline(profile="smoke", data=study_data, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",),
                  experiments=STUDY)
 
 
-def test_changed_evaluation_settings_score_a_run_again_without_retraining(smoke_pipeline, sample_root, capsys):
+def test_changed_evaluation_settings_score_a_run_again_without_retraining(smoke_pipeline, study_data, capsys):
     out, _, _ = smoke_pipeline
     run = out / "runs" / "fcn_unet_scratch-smoke-seed0"
     before = (run / "final.pt").stat().st_mtime
     saved = configs.read_run_config(run)
     configs.save({**saved, "eval_flip": not saved["eval_flip"]}, run / "config.yaml")  # scored otherwise before
-    run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0,), only=["02_experiment"], formats=("html",),
+    run_pipeline(profile="smoke", data=study_data, out=out, seeds=(0,), only=["02_experiment"], formats=("html",),
                  experiments=STUDY)
     printed = capsys.readouterr().out
     assert "fcn_unet_scratch-smoke-seed0: complete, skipped" not in printed
@@ -205,14 +212,14 @@ def test_changed_evaluation_settings_score_a_run_again_without_retraining(smoke_
     assert (run / "final.pt").stat().st_mtime == before
 
 
-def test_a_run_finished_on_another_machine_is_not_trained_again(smoke_pipeline, sample_root, capsys, tmp_path):
+def test_a_run_finished_on_another_machine_is_not_trained_again(smoke_pipeline, study_data, capsys, tmp_path):
     """A new machine has the committed records but no run folders: the study goes on from the next run."""
     out, _, _ = smoke_pipeline
     tag = "fcn_unet_scratch-smoke-seed0"
     run_dir, record = out / "runs" / tag, out / "results" / "runs" / tag
     shutil.move(run_dir, tmp_path / tag)
     try:
-        run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",),
+        run_pipeline(profile="smoke", data=study_data, out=out, seeds=(0, 1), only=["02_experiment"], formats=("html",),
                      experiments=STUDY)
         assert f"{tag}: finished elsewhere" in capsys.readouterr().out
         assert not run_dir.exists() and tag in pd.read_csv(out / "results" / "summary.csv").run.tolist()
@@ -226,15 +233,15 @@ def test_a_run_finished_on_another_machine_is_not_trained_again(smoke_pipeline, 
         # the record stands in only for the same settings, the same data and every mask the report draws
         config = configs.load("fcn_unet_scratch", "smoke", {"seed": 0})
         ids = json.loads((out / "results" / "figures.json").read_text())["ids"]
-        assert records.stands_in(record, config, sample_root, ids)
-        assert not records.stands_in(record, {**config, "iterations": 4}, sample_root, ids)
+        assert records.stands_in(record, config, study_data, ids)
+        assert not records.stands_in(record, {**config, "iterations": 4}, study_data, ids)
         assert not records.stands_in(record, config, tmp_path, ids)
-        assert not records.stands_in(record, config, sample_root, [*ids, "not_an_image"])
+        assert not records.stands_in(record, config, study_data, [*ids, "not_an_image"])
     finally:
         shutil.move(tmp_path / tag, run_dir)
 
 
-def test_status_says_where_each_run_of_the_study_stands(smoke_pipeline, sample_root, capsys):
+def test_status_says_where_each_run_of_the_study_stands(smoke_pipeline, study_data, capsys):
     import torch
 
     out, _, _ = smoke_pipeline
@@ -266,7 +273,7 @@ def test_pace_of_an_unfinished_run_comes_from_its_last_iterations():
         ", 0.5 s/iteration over its last 10 iterations: about 1 min left")
 
 
-def test_results_list_the_finished_runs_while_the_study_goes_on(smoke_pipeline, sample_root, monkeypatch):
+def test_results_list_the_finished_runs_while_the_study_goes_on(smoke_pipeline, study_data, monkeypatch):
     """A study that takes days writes summary.csv after each run: stopped after two runs, it lists those two."""
     out, _, _ = smoke_pipeline
     (out / "results" / "summary.csv").unlink()
@@ -280,18 +287,18 @@ def test_results_list_the_finished_runs_while_the_study_goes_on(smoke_pipeline, 
 
     monkeypatch.setattr(records, "export", export_two_then_stop)
     with pytest.raises(SeglibError, match="stopped"):
-        run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0, 1), only=["02_experiment"],
+        run_pipeline(profile="smoke", data=study_data, out=out, seeds=(0, 1), only=["02_experiment"],
                      formats=("html",), experiments=STUDY)
     listed = pd.read_csv(out / "results" / "summary.csv").run.tolist()
     assert sorted(listed) == sorted(calls[:2])
 
 
-def test_force_retrains_a_complete_run(smoke_pipeline, sample_root, capsys):
+def test_force_retrains_a_complete_run(smoke_pipeline, study_data, capsys):
     out, _, _ = smoke_pipeline
     final = out / "runs" / "fcn_unet_scratch-smoke-seed0" / "final.pt"
     before = final.stat().st_mtime
     # one experiment is enough to show --force retrains (the last test on this fixture: pruning the rest is harmless)
-    run_pipeline(profile="smoke", data=sample_root, out=out, seeds=(0,), force=True, only=["02_experiment"],
+    run_pipeline(profile="smoke", data=study_data, out=out, seeds=(0,), force=True, only=["02_experiment"],
                  formats=("html",), experiments=("fcn_unet_scratch",))
     assert "complete, skipped" not in capsys.readouterr().out
     assert final.stat().st_mtime > before
