@@ -5,7 +5,9 @@ nothing here reads a checkpoint.
 """
 from __future__ import annotations
 
+import html
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -199,6 +201,51 @@ class Captions:
 
     def figure(self, text: str) -> str:
         return self._next("Figure", text)
+
+
+def _inline(text: str, latex: bool) -> str:
+    """A caption's markdown (plain text with **bold**) as LaTeX or HTML, its special characters escaped."""
+    if latex:
+        specials = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+        text = "".join(specials.get(c, c) for c in text)
+    else:
+        text = html.escape(text)
+    return re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}" if latex else r"<strong>\1</strong>", text)
+
+
+class CaptionedTable:
+    """A numbered caption and its table as one output. In the PDF they are one unbreakable block, so a
+    page cannot fall between a table and its caption; the HTML shows the caption above the table."""
+
+    def __init__(self, caption: str, frame: pd.DataFrame):
+        self.caption, self.frame = caption, frame
+
+    def _repr_html_(self) -> str:
+        from .results import index_name_in_header
+
+        return f"<p>{_inline(self.caption, latex=False)}</p>\n" + index_name_in_header(self.frame)._repr_html_()
+
+    def _repr_latex_(self) -> str:
+        from .results import latex_fitting_the_page
+
+        return ("\\par\\noindent\\begin{minipage}{\\linewidth}\n" + _inline(self.caption, latex=True)
+                + "\\par\\medskip\n" + latex_fitting_the_page(self.frame) + "\\end{minipage}\\par\\medskip\n")
+
+
+class KeepSpace:
+    """In the PDF, a page break here unless `inches` of the page are left: displayed before a figure,
+    the figure and its caption below it land on one page. Nothing in the HTML."""
+
+    def __init__(self, inches: float):
+        self.inches = inches
+
+    def _repr_html_(self) -> str:
+        return ""
+
+    def _repr_latex_(self) -> str:  # what the needspace package does, in plain TeX (no package to load)
+        return ("\\par\\begingroup\\dimen0=\\pagegoal\\advance\\dimen0 by -\\pagetotal"
+                f"\\ifdim\\dimen0<{self.inches:.2f}in\\ifdim\\dimen0>0pt\\vfil\\penalty-10000\\fi\\fi\\endgroup\n")
 
 
 def first_seed_records(study: Study, experiments=None) -> dict[str, Path]:

@@ -83,7 +83,10 @@ def test_pipeline_trains_exports_records_and_renders_the_paper(smoke_pipeline):
         assert picked and sorted(p.stem for p in (record / "masks").glob("*.png")) == sorted(set(ids) | picked)
     report = nbformat.read(out / "report" / "report.ipynb", as_version=4)
     tables = _latex_tables(report)
-    assert tables and all(t.startswith("\\begin{adjustbox}{max width=\\linewidth}") for t in tables)  # fit the page
+    assert tables and all("\\begin{adjustbox}{max width=\\linewidth}" in t for t in tables)  # fit the page
+    # each under its caption, numbered in order, in one block (no page between them)
+    assert [t[:t.index("}", t.index("\\textbf{"))] for t in tables] == [
+        f"\\par\\noindent\\begin{{minipage}}{{\\linewidth}}\n\\textbf{{Table {n}." for n in range(1, len(tables) + 1)]
     assert not any("parameters" in c.metadata.get("tags", []) for c in report.cells)
     if "pdf" in formats:
         assert (out / "report" / "report.pdf").read_bytes()[:4] == b"%PDF"

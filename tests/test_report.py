@@ -122,6 +122,23 @@ def test_captions_are_numbered_in_order_per_kind():
     assert caps.table("x") == "**Table 1.** x" and caps.figure("y") == "**Figure 1.** y" and caps.table("z").startswith("**Table 2.**")
 
 
+def test_a_table_and_its_caption_are_one_block_in_the_pdf():
+    """Table 3's caption sat alone at the foot of page 2, its table on page 3: in LaTeX the caption and the
+    table are now one minipage (a page cannot fall between them); HTML shows the caption above the table."""
+    frame = pd.DataFrame({"IoU": [51.04, 92.5]}, index=pd.Index(["mean", "background"], name="Class"))
+    shown = report.CaptionedTable("**Table 3.** Pretrained: 2008_000672 & 100% of #1 {x}.", frame)
+    latex = shown._repr_latex_()
+    assert latex.startswith("\\par\\noindent\\begin{minipage}{\\linewidth}\n\\textbf{Table 3.} Pretrained: 2008\\_000672 "
+                            "\\& 100\\% of \\#1 \\{x\\}.")
+    assert latex.index("\\textbf{Table 3.}") < latex.index("\\begin{tabular}") < latex.index("\\end{minipage}")
+    assert "\\begin{adjustbox}{max width=\\linewidth}" in latex and "Class" in latex.split("\\midrule")[0]
+    html = shown._repr_html_()
+    assert html.startswith("<p><strong>Table 3.</strong> Pretrained: 2008_000672 &amp; 100% of #1 {x}.</p>")
+    assert html.index("</p>") < html.index("<table") and "51.04" in html
+    space = report.KeepSpace(3.5)  # before a figure 2.6 in tall: it and its caption on one page
+    assert "\\ifdim\\dimen0<3.50in" in space._repr_latex_() and space._repr_html_() == ""
+
+
 def test_verdicts_are_generated_from_the_numbers():
     gap = {"a": "cross-entropy", "b": "Lovász", **claims.gap_vs_noise([1.00, 1.02, 0.98], [1.30, 1.32, 1.28])}
     sentence = claims.verdict_sentence("roughness", gap, digits=3)
