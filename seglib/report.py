@@ -178,11 +178,11 @@ def runs_table(study: Study) -> pd.DataFrame:
 
 def conclusion(study: Study, pretraining: list[str], lovasz: list[str], iterations: list[str], beyond=()) -> str:
     """The conclusion's sentences, assembled from the claims' generated verdicts."""
-    lines = [f"- Scores: {abstract(study)}."]
-    lines += [f"- Pretraining: {pretraining[0]}"] if pretraining else []
-    lines += [f"- Lovász-Softmax: {lovasz[-1]}"] if lovasz else []
-    lines += [f"- Schedule: {line}" for line in iterations]
-    lines += [f"- {title}: {sentences[0]}" for title, _, sentences in beyond]
+    lines = [f"- **Scores.** {abstract(study)}."]
+    lines += [f"- **Pretraining.** {pretraining[0]}"] if pretraining else []
+    lines += [f"- **Lovász-Softmax.** {lovasz[-1]}"] if lovasz else []
+    lines += [f"- **Schedule.** {line}" for line in iterations]
+    lines += [f"- **{title}.** {sentences[0]}" for title, _, sentences in beyond]
     return "\n".join(lines)
 
 

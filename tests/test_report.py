@@ -229,3 +229,14 @@ def test_setup_names_each_experiments_seeds_as_far_as_the_study_has_run():
     assert "DeepLabv3+ pretrained: 0, 1;" in sentence and "[]" not in sentence
     one = report.Study(study.results, study.summary[study.summary.seed == 0], study.records, main=study.main)
     assert "smoke, 3 runs" in report.runs_sentence(one) and "pretrained: 0;" in report.runs_sentence(one)
+
+
+def test_the_conclusion_labels_each_generated_verdict_in_bold():
+    """'- Pretraining: Needs ...' read as a label, a colon, then a capital: each point is a bold run-in head."""
+    from conftest import REPO
+
+    study = report.load_study(REPO / "tests" / "records")
+    text = report.conclusion(study, ["Needs the runs."], ["So the seeds do not show it."], ["One seed, not judged: X."])
+    assert text.splitlines() == [f"- **Scores.** {report.abstract(study)}.", "- **Pretraining.** Needs the runs.",
+                                 "- **Lovász-Softmax.** So the seeds do not show it.",
+                                 "- **Schedule.** One seed, not judged: X."]
