@@ -168,11 +168,14 @@ def method_table(study: Study) -> pd.DataFrame:
 
 
 def runs_table(study: Study) -> pd.DataFrame:
-    """Appendix: one row per run: its settings, training time and scores."""
-    cols = ["experiment", "profile", "seed", "crop", "iterations", "precision", "train_seconds", "mIoU", "mAcc", "aAcc"]
+    """Appendix: one row per run: its settings, training pace and wall time, and scores."""
+    cols = ["experiment", "profile", "seed", "crop", "iterations", "precision", "sec_per_iter", "train_seconds",
+            "mIoU", "mAcc", "aAcc"]
     table = study.summary[[c for c in cols if c in study.summary]].copy()
     table["experiment"] = [TITLES.get(e, e) for e in table.experiment]
-    table = table.rename(columns={"train_seconds": "train s"})
+    if "train_seconds" in table:
+        table["train_seconds"] = (table.train_seconds / 3600).round(1)
+    table = table.rename(columns={"sec_per_iter": "s/it", "train_seconds": "wall h"})
     return table.reset_index(drop=True).set_index("experiment")
 
 

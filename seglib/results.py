@@ -65,6 +65,18 @@ def per_class_table(score: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Class", "IoU", "Acc"]).set_index("Class").round(2)
 
 
+def seconds_per_iteration(run_dir) -> float | None:
+    """Median seconds per training iteration over the loss log's steps (log.csv: cumulative training
+    seconds every few iterations). A pause, an interruption or a learning-curve evaluation lands in a few
+    steps only, so unlike the wall time this is the machine's pace; None without two log lines."""
+    path = Path(run_dir) / "log.csv"
+    log = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+    if len(log) < 2:
+        return None
+    steps = log[["iteration", "seconds"]].diff().dropna()
+    return round(float((steps.seconds / steps.iteration).median()), 2)
+
+
 def summary_row(run_dir) -> dict:
     """One results/summary.csv row."""
     config, score = configs.read_run_config(run_dir), read_metrics(run_dir)
@@ -76,7 +88,8 @@ def summary_row(run_dir) -> dict:
         "precision": score.get("precision"), "eval_flip": config["eval_flip"],
         "eval_scales": " ".join(str(s) for s in config["eval_scales"]), "scale_range": "-".join(str(s) for s in config["scale_range"]),
         "hierarchy_weight": config.get("hierarchy_weight", 0.0),
-        "train_seconds": score.get("train_seconds"), "val_images": score.get("images"),
+        "train_seconds": score.get("train_seconds"), "sec_per_iter": seconds_per_iteration(run_dir),
+        "val_images": score.get("images"),
         "mIoU": round(score["mIoU"], 2), "mAcc": round(score["mAcc"], 2), "aAcc": round(score["aAcc"], 2),
     }
     for name in REPORT_ORDER:
@@ -216,6 +229,7 @@ def compare_by(summary_df: pd.DataFrame, column: str, metric: str = "mIoU") -> t
         "runs": groups.size(), "seeds": groups.seed.agg(lambda s: " ".join(map(str, sorted(s)))),
         f"{metric} mean": groups[metric].mean(), f"{metric} std": groups[metric].std(),
         "train seconds mean": groups.train_seconds.mean(),
+        **({"s/it mean": groups.sec_per_iter.mean()} if "sec_per_iter" in summary_df else {}),
     }).round(2)
     values = [g[metric].to_numpy() for _, g in groups]
     return table, ({"a": table.index[0], "b": table.index[1], **gap_vs_noise(*values)} if len(values) == 2 else None)

@@ -121,3 +121,17 @@ def test_cli_compare_rejects_an_unfinished_run_folder(tmp_path):
     (tmp_path / "run").mkdir()
     res = run_cli("compare", tmp_path / "run")
     assert res.returncode == 2 and "neither a finished run folder" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_pace_is_the_median_step_of_the_loss_log_so_pauses_do_not_count(tmp_path):
+    """The committed pretrained run's wall time (22,250 s) counted hours it was paused beside the test
+    suite; 2000 iterations at its pace take about 13,000 s. The median step of log.csv is the pace."""
+    from seglib.results import seconds_per_iteration
+
+    steps = [65.0] * 9 + [2470.0] + [70.0] * 10  # 20 logged steps of 10 iterations, one with a long pause
+    seconds = pd.Series(steps).cumsum()
+    pd.DataFrame({"iteration": range(10, 210, 10), "loss": 1.0, "lr": 0.01, "seconds": seconds}).to_csv(
+        tmp_path / "log.csv", index=False)
+    assert seconds_per_iteration(tmp_path) == pytest.approx(7.0) and seconds.iloc[-1] / 200 > 18
+    pd.DataFrame({"iteration": [10], "loss": 1.0, "lr": 0.01, "seconds": [65.0]}).to_csv(tmp_path / "log.csv", index=False)
+    assert seconds_per_iteration(tmp_path) is None and seconds_per_iteration(tmp_path / "missing") is None
