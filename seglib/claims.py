@@ -99,6 +99,36 @@ def beyond_claims(study: Study) -> list[tuple[str, pd.DataFrame, list[str]]]:
     return out
 
 
+RECIPE_COLUMNS = {"loss": "loss", "hierarchy_weight": "hierarchy weight", "scale_range": "random rescale",
+                  "eval_flip": "test-time flip", "eval_scales": "test scales"}
+
+
+def recipe_changes(base: pd.Series, run: pd.Series) -> str:
+    """'loss ce -> ce+lovasz, hierarchy weight 0.0 -> 0.4' from two summary rows: what a recipe changes."""
+    word = lambda value: {"True": "on", "False": "off"}.get(str(value), str(value))
+    changed = [f"{label} {word(base[c])} -> {word(run[c])}" for c, label in RECIPE_COLUMNS.items()
+               if c in run and str(base[c]) != str(run[c])]
+    return ", ".join(changed) or "nothing"
+
+
+def beyond_table(study: Study) -> pd.DataFrame | None:
+    """What each change gave: the pretrained cross-entropy runs, then each experiment beyond the course
+    report with the settings it changes (read from the runs), its mIoU over seeds, the gain and its verdict
+    against seed variation. None until one of them has run."""
+    base = study.runs_of(PRETRAINED)
+    ran = [(e, study.runs_of(e)) for e in BEYOND if not study.runs_of(e).empty]
+    if base.empty or not ran:
+        return None
+    rows = [{"experiment": TITLES[PRETRAINED], "changes": "the baseline", "seeds": len(base), "mIoU": fmt(base.mIoU),
+             "gain": "", "verdict": ""}]
+    for experiment, runs in ran:
+        gap = gap_vs_noise(base.mIoU, runs.mIoU)
+        rows.append({"experiment": TITLES[experiment], "changes": recipe_changes(base.iloc[0], runs.iloc[0]),
+                     "seeds": len(runs), "mIoU": fmt(runs.mIoU), "gain": f"{gap['difference']:+.2f}",
+                     "verdict": short_verdict(gap)})
+    return pd.DataFrame(rows).set_index("experiment")
+
+
 def inference_cost(study: Study, experiment: str) -> str:
     """Forward passes per test image (a flip doubles them) and the measured evaluation speed (images/s
     over the whole split, border measures included) beside the pretrained CE runs', saying so when the

@@ -65,7 +65,8 @@ def test_pipeline_trains_exports_records_and_renders_the_paper(smoke_pipeline):
     assert -1 not in positions and positions == sorted(positions), dict(zip(SECTIONS, positions))  # in paper order
     for needle in ("Table 1.", "Figure 1.", "the course report's Figure 5", "Boundary IoU", "roughness ratio",
                    "(a) Pretraining helps", "(b) Lovász-Softmax", "(c) 2000 iterations", "drawn at random (seed 0)",
-                   "DeepLabv3+ pretrained + hierarchy.", "Inference: 1 forward pass(es) per image", " images/s against "):
+                   "DeepLabv3+ pretrained + hierarchy.", "Inference: 1 forward pass(es) per image", " images/s against ",
+                   "What each change gave", "hierarchy weight 0.0 -&gt; 0.4"):
         assert needle in html, needle
     assert "Predictions on the first val images" not in html  # per-run notebooks stay in executed/, not in the paper
     assert "In&nbsp;[" not in html and "def save(" not in html  # no code, no prompts

@@ -240,3 +240,23 @@ def test_the_conclusion_labels_each_generated_verdict_in_bold():
     assert text.splitlines() == [f"- **Scores.** {report.abstract(study)}.", "- **Pretraining.** Needs the runs.",
                                  "- **Lovász-Softmax.** So the seeds do not show it.",
                                  "- **Schedule.** One seed, not judged: X."]
+
+
+def test_what_each_change_gave_is_read_from_the_runs(tmp_path):
+    """Issue 18's table when the best recipe misses its target: each experiment beyond the course report,
+    the settings it changes (from summary.csv, not typed), its mIoU, the gain and its verdict."""
+    base = {"profile": "paper", "loss": "ce", "hierarchy_weight": 0.0, "scale_range": "1.0-1.0", "eval_flip": False,
+            "eval_scales": "1.0", "crop": 512, "iterations": 2000}
+    rows = [{**base, "experiment": "deeplabv3plus_pretrained", "seed": s, "mIoU": m} for s, m in ((0, 51.0), (1, 51.4), (2, 50.6))]
+    rows += [{**base, "experiment": "deeplabv3plus_pretrained_best", "loss": "ce+lovasz", "hierarchy_weight": 0.4,
+              "scale_range": "0.5-2.0", "eval_flip": True, "seed": s, "mIoU": m} for s, m in ((0, 53.0), (1, 53.4), (2, 52.6))]
+    rows += [{**base, "experiment": "deeplabv3plus_pretrained_hierarchy", "hierarchy_weight": 0.4, "seed": 0, "mIoU": 51.2}]
+    study = report.Study(tmp_path, pd.DataFrame([{"run": f"r{i}", **r} for i, r in enumerate(rows)]), main="paper")
+    table = claims.beyond_table(study)
+    assert list(table.index) == ["DeepLabv3+ pretrained", "DeepLabv3+ pretrained + hierarchy", "DeepLabv3+ pretrained, best recipe"]
+    assert table.loc["DeepLabv3+ pretrained, best recipe", "changes"] == ("loss ce -> ce+lovasz, hierarchy weight 0.0 -> 0.4, "
+                                                                "random rescale 1.0-1.0 -> 0.5-2.0, test-time flip off -> on")
+    assert table.loc["DeepLabv3+ pretrained, best recipe", "gain"] == "+2.00" and table.loc["DeepLabv3+ pretrained, best recipe", "verdict"] == "beyond noise"
+    assert table.loc["DeepLabv3+ pretrained + hierarchy", "changes"] == "hierarchy weight 0.0 -> 0.4"
+    assert table.loc["DeepLabv3+ pretrained", "mIoU"] == "51.00 ± 0.40"
+    assert claims.beyond_table(report.Study(tmp_path, pd.DataFrame(rows[:3]).assign(run="r"), main="paper")) is None
