@@ -21,7 +21,7 @@ from . import records
 from .data import PascalPartDataset, default_root
 from .errors import SeglibError
 from .paths import run_name, shipped
-from .results import read_metrics, summary
+from .results import read_metrics, seconds_per_iteration, summary
 from .train import stale_run_error
 
 NOTEBOOKS_DIR = shipped("notebooks")
@@ -124,7 +124,16 @@ def study_status(study, out: Path) -> list[str]:
     exported), how far an unfinished run got (its last checkpoint, where a rerun continues), or not started."""
     import torch
 
-    lines = []
+    def pace_key(config):  # what sets a step's cost: the same model, crop, batch and losses train at one pace
+        return tuple(str(config.get(k)) for k in ("model", "crop_size", "batch_size", "loss", "hierarchy_weight"))
+
+    measured = {}  # pace_key -> (s/iteration, the run it was measured on): finished runs first
+    for experiment, run_profile, seed, tag in study:
+        for folder in (out / "runs" / tag, out / "results" / "runs" / tag):
+            rate = seconds_per_iteration(folder) if (folder / "metrics.json").is_file() else None
+            if rate:
+                measured.setdefault(pace_key(configs.read_run_config(folder)), (rate, tag))
+    lines, left, unknown = [], 0.0, 0
     for experiment, run_profile, seed, tag in study:
         run_dir, record = out / "runs" / tag, out / "results" / "runs" / tag
         config = configs.load(experiment, run_profile, {"seed": seed})
@@ -143,29 +152,56 @@ def study_status(study, out: Path) -> list[str]:
             checkpoint = torch.load(run_dir / "last.pt", map_location="cpu", mmap=True, weights_only=False)
             iteration = checkpoint["iteration"]
             state = f"at iteration {iteration} of {config['iterations']} (last checkpoint: a rerun continues there)"
-            state += pace(checkpoint.get("history", []), config["iterations"])
-        elif run_dir.is_dir():
-            state = "started, before its first checkpoint (a rerun starts it again)"
+            history = checkpoint.get("history", [])
+            state += pace(history, config["iterations"])
+            rate = recent_rate(history)
+            if rate:
+                left += rate[0] * (config["iterations"] - history[-1]["iteration"])
+                measured.setdefault(pace_key(config), (rate[0], tag))  # for its next seeds, until one finishes
+            else:
+                unknown += 1
         else:
-            state = "not started"
+            state = "started, before its first checkpoint (a rerun starts it again)" if run_dir.is_dir() else "not started"
+            rate, source = measured.get(pace_key(config), (None, None))
+            if rate:
+                left += rate * config["iterations"]
+                state += f" (about {_duration(rate * config['iterations'])} at the {rate:.1f} s/iteration of {source})"
+            else:
+                unknown += 1
         lines.append(f"{tag}: {state}")
+    if left or unknown:
+        lines.append(f"training left: about {_duration(left)} on this machine" + (
+            f", plus {unknown} run(s) with no pace measured yet" if unknown else ""))
     return lines
 
 
-def pace(history: list[dict], iterations: int, window: int = 100) -> str:
-    """', 7.7 s/iteration over its last 100 iterations: about 3 h 25 min left' from a checkpoint's loss log
-    (iteration and cumulative training seconds every log_every iterations); '' without two entries."""
+def _duration(seconds: float) -> str:
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
+def recent_rate(history: list[dict], window: int = 100) -> tuple[float, int] | None:
+    """(seconds per iteration, over how many iterations) from a checkpoint's loss log (iteration and
+    cumulative training seconds every log_every iterations), over its last `window` iterations; None
+    without two entries."""
     if len(history) < 2:
-        return ""
+        return None
     last = history[-1]
     first = next(h for h in history if h["iteration"] >= last["iteration"] - window)
     if first is last:
         first = history[-2]
-    rate = (last["seconds"] - first["seconds"]) / (last["iteration"] - first["iteration"])
-    minutes = math.ceil(rate * (iterations - last["iteration"]) / 60)
-    left = f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
-    return (f", {rate:.1f} s/iteration over its last {last['iteration'] - first['iteration']} iterations: "
-            f"about {left} left")
+    span = last["iteration"] - first["iteration"]
+    return (last["seconds"] - first["seconds"]) / span, span
+
+
+def pace(history: list[dict], iterations: int, window: int = 100) -> str:
+    """', 7.7 s/iteration over its last 100 iterations: about 3 h 25 min left'; '' without two entries."""
+    measured = recent_rate(history, window)
+    if not measured:
+        return ""
+    rate, span = measured
+    return (f", {rate:.1f} s/iteration over its last {span} iterations: "
+            f"about {_duration(rate * (iterations - history[-1]['iteration']))} left")
 
 
 def write_results(results_dir: Path, tags, ids, rule: str) -> None:

@@ -1,6 +1,8 @@
 """The notebooks, executed by papermill through the pipeline under the smoke profile, and the benchmark."""
 import json
+import math
 import os
+import re
 import shutil
 
 import nbformat
@@ -13,6 +15,7 @@ from seglib import records
 from seglib.errors import SeglibError
 from seglib.pipeline import NOTEBOOKS_DIR, pace, run_pipeline
 from seglib.report import fmt
+from seglib.results import seconds_per_iteration
 
 RECORDS = REPO / "tests" / "records"  # a tiny committed record set: smoke runs of the embedded sample
 
@@ -261,8 +264,13 @@ def test_status_says_where_each_run_of_the_study_stands(smoke_pipeline, study_da
         assert state["fcn_unet_scratch-smoke-seed0"] == f"finished, mIoU {mIoU:.2f}"
         assert state["deeplabv3plus_pretrained-smoke-seed2"].startswith("at iteration 2 of 3 (last checkpoint")
         assert state["deeplabv3plus_pretrained-smoke-seed2"].endswith("6.0 s/iteration over its last 1 iterations: about 1 min left")
-        assert state["deeplabv3plus_pretrained_lovasz-smoke-seed2"] == "not started"
+        # a run not started yet: its time from the pace of a finished run with the same model, crop and loss
+        rate = seconds_per_iteration(out / "runs" / "deeplabv3plus_pretrained_lovasz-smoke-seed0")
+        assert state["deeplabv3plus_pretrained_lovasz-smoke-seed2"] == (
+            f"not started (about {math.ceil(rate * 3 / 60)} min at the {rate:.1f} s/iteration of "
+            "deeplabv3plus_pretrained_lovasz-smoke-seed0)")
         assert list(state)[:len(STUDY)] == [f"{e}-smoke-seed0" for e in configs.EXPERIMENTS if e in STUDY]
+        assert re.fullmatch(r"training left: about \d+ min on this machine", lines[-1])  # every run's pace is known
     finally:
         shutil.rmtree(unfinished)
 
