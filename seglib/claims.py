@@ -99,34 +99,49 @@ def beyond_claims(study: Study) -> list[tuple[str, pd.DataFrame, list[str]]]:
     return out
 
 
-RECIPE_COLUMNS = {"loss": "loss", "hierarchy_weight": "hierarchy weight", "scale_range": "random rescale",
-                  "eval_flip": "test-time flip", "eval_scales": "test scales"}
+RECIPE_COLUMNS = {"loss": "loss", "hierarchy_weight": "hierarchy", "scale_range": "rescale", "eval_flip": "test flip",
+                  "eval_scales": "test scales"}
+SHORT = {"deeplabv3plus_pretrained_hierarchy": "+ hierarchy", "deeplabv3plus_pretrained_ce_lovasz": "CE + Lovász",
+         "deeplabv3plus_pretrained_best": "best recipe"}
 
 
-def recipe_changes(base: pd.Series, run: pd.Series) -> str:
-    """'loss ce -> ce+lovasz, hierarchy weight 0.0 -> 0.4' from two summary rows: what a recipe changes."""
-    word = lambda value: {"True": "on", "False": "off"}.get(str(value), str(value))
-    changed = [f"{label} {word(base[c])} -> {word(run[c])}" for c, label in RECIPE_COLUMNS.items()
-               if c in run and str(base[c]) != str(run[c])]
-    return ", ".join(changed) or "nothing"
+def _ran_beyond(study: Study) -> list[tuple[str, pd.DataFrame]]:
+    return [(e, study.runs_of(e)) for e in BEYOND if not study.runs_of(e).empty]
 
 
 def beyond_table(study: Study) -> pd.DataFrame | None:
     """What each change gave: the pretrained cross-entropy runs, then each experiment beyond the course
-    report with the settings it changes (read from the runs), its mIoU over seeds, the gain and its verdict
-    against seed variation. None until one of them has run."""
-    base = study.runs_of(PRETRAINED)
-    ran = [(e, study.runs_of(e)) for e in BEYOND if not study.runs_of(e).empty]
+    report (short names), with the recipe settings that differ between them (read from the runs, a column
+    each), mIoU over seeds, the gain and its verdict against seed variation. None until one of them has run."""
+    base, ran = study.runs_of(PRETRAINED), _ran_beyond(study)
     if base.empty or not ran:
         return None
-    rows = [{"experiment": TITLES[PRETRAINED], "changes": "the baseline", "seeds": len(base), "mIoU": fmt(base.mIoU),
-             "gain": "", "verdict": ""}]
-    for experiment, runs in ran:
+    groups = [(PRETRAINED, base)] + ran
+    word = lambda value: {"True": "on", "False": "off"}.get(str(value), str(value))
+    varied = [c for c in RECIPE_COLUMNS if c in base and len({str(runs.iloc[0][c]) for _, runs in groups}) > 1]
+    rows = []
+    for experiment, runs in groups:
         gap = gap_vs_noise(base.mIoU, runs.mIoU)
-        rows.append({"experiment": TITLES[experiment], "changes": recipe_changes(base.iloc[0], runs.iloc[0]),
-                     "seeds": len(runs), "mIoU": fmt(runs.mIoU), "gain": f"{gap['difference']:+.2f}",
-                     "verdict": short_verdict(gap)})
+        rows.append({"experiment": SHORT.get(experiment, "cross-entropy"), **{RECIPE_COLUMNS[c]: word(runs.iloc[0][c]) for c in varied},
+                     "seeds": len(runs), "mIoU": fmt(runs.mIoU),
+                     "gain": "" if experiment == PRETRAINED else f"{gap['difference']:+.2f}",
+                     "verdict": "baseline" if experiment == PRETRAINED else short_verdict(gap)})
     return pd.DataFrame(rows).set_index("experiment")
+
+
+def beyond_classes(study: Study) -> pd.DataFrame | None:
+    """Per class (and mIoU): the pretrained cross-entropy runs' IoU (mean ± std over seeds) and each
+    experiment beyond the course report's gain over it, '*' where it exceeds seed-to-seed variation."""
+    base, ran = study.runs_of(PRETRAINED), _ran_beyond(study)
+    if base.empty or not ran:
+        return None
+    columns = {}
+    for experiment, runs in ran:
+        table, _ = class_comparison(base, runs, "cross-entropy", experiment)
+        columns.setdefault("cross-entropy", table["cross-entropy"])
+        columns[SHORT[experiment]] = [f"{g:+.2f}" + ("*" if v == "beyond noise" else "")
+                                      for g, v in zip(table.gain, table.verdict)]
+    return pd.DataFrame(columns, index=table.index)
 
 
 def inference_cost(study: Study, experiment: str) -> str:
@@ -236,6 +251,15 @@ def border_table(measures: list[dict], key: str, digits: int = 2) -> pd.DataFram
     rows["mean of classes"] = rows[classes].mean(axis=1)
     return pd.DataFrame({e: {c: fmt(g[c], digits) for c in classes + ["mean of classes"]}
                          for e, g in rows.groupby("experiment", sort=False)})
+
+
+def border_summary(measures: list[dict]) -> pd.DataFrame:
+    """Claim (b)'s one table: per class (and their mean), each border measure (mean ± std over seeds),
+    cross-entropy and Lovász side by side under the measure's name."""
+    short = {TITLES[CE]: "cross-entropy", TITLES[LOVASZ]: "Lovász"}
+    labels = {"boundary_iou": "Boundary IoU (%)", "boundary_f": "boundary F-score (%)", "roughness": "roughness ratio"}
+    return pd.concat({labels[key]: border_table(measures, key, 3 if key == "roughness" else 2).rename(columns=short)
+                      for key in BORDER_MEASURES}, axis=1).rename_axis("class")
 
 
 def closeup_ids(study: Study, dataset, count: int = 2) -> list[str]:

@@ -80,6 +80,24 @@ def add_legend(fig, class_names: list[str], fontsize: float = 9) -> None:
                frameon=False, fontsize=fontsize, bbox_to_anchor=(0.5, 0))
 
 
+def series_legend(fig, handles, labels) -> float:
+    """The series' names above the plot, in as many columns as fit the figure's width: a legend inside the
+    axes hid bars and curves once there were eight, and tight_layout shrank the axes to make room for it.
+    Grows the figure by the legend's height, which it returns (inches)."""
+    width, height = fig.get_size_inches()
+    renderer = fig.canvas.get_renderer()
+    for ncol in range(len(labels), 0, -1):  # the most columns whose legend, measured, fits the width
+        legend = fig.legend(handles, labels, loc="upper center", ncol=ncol, frameon=False, fontsize=FONT,
+                            bbox_to_anchor=(0.5, 1))
+        box = legend.get_window_extent(renderer)
+        if box.width <= 0.98 * width * fig.dpi or ncol == 1:
+            break
+        legend.remove()
+    extra = box.height / fig.dpi + 0.05
+    fig.set_size_inches(width, height + extra)
+    return extra
+
+
 def save_prediction(image: np.ndarray, pred: np.ndarray, class_names: list[str], stem: Path) -> list[Path]:
     """STEM_mask.png (colour-coded classes) and STEM_overlay.png."""
     paths = [Path(f"{stem}_mask.png"), Path(f"{stem}_overlay.png")]
@@ -130,14 +148,14 @@ def comparison_figure(images, ground_truths, predictions: dict[str, list], class
 def per_class_bars(table, value_label: str = "IoU (%)", errors=None, title=None):
     """Grouped bars: table is a pandas DataFrame, rows = classes, columns = runs/models."""
     with plt.rc_context({"font.size": FONT + 0.5}):
-        ax = table.plot.bar(figsize=(PAGE_WIDTH, 2.6), width=0.8, yerr=errors, capsize=2, rot=20)
+        ax = table.plot.bar(figsize=(PAGE_WIDTH, 2.6), width=0.8, yerr=errors, capsize=2, rot=20, legend=False)
         ax.set_ylabel(value_label)
         ax.set_xlabel("")
         if title:
             ax.set_title(title)
-        ax.legend(fontsize=FONT, ncol=min(3, table.shape[1]))
         ax.grid(axis="y", alpha=0.3)
-        ax.figure.tight_layout()
+        top = series_legend(ax.figure, *ax.get_legend_handles_labels())
+        ax.figure.tight_layout(rect=(0, 0, 1, 1 - top / ax.figure.get_size_inches()[1]))
     return ax.figure
 
 
@@ -170,35 +188,38 @@ def person_found(prediction: np.ndarray, ground_truth: np.ndarray, share: float 
     return bool(((prediction != 0) & largest).sum() >= share * largest.sum())
 
 
-def border_closeups(image, ground_truth, predictions: dict[str, np.ndarray], class_names):
-    """Crops to the largest person of the ground truth (person_box), enlarged so that one label pixel is
-    visible: the photo, then the ground truth and each model's prediction over it with part borders drawn.
-    Fails loudly if the crop holds no person."""
+def border_closeups(examples, class_names):
+    """One row per example (image id, photo, ground truth, {model: prediction}): the photo cropped to the
+    largest person of the ground truth (person_box), then the ground truth and each model's prediction
+    over it with part borders drawn, all rows in one figure. Drawn at 200 dpi so that a label pixel of
+    the crop keeps pixels of its own on the page. Fails loudly if a crop holds no person."""
     from scipy import ndimage
 
-    rows, cols = person_box(ground_truth)
-    if not ((ground_truth[rows, cols] != 0) & (ground_truth[rows, cols] != IGNORE_INDEX)).any():
-        raise ValueError("the close-up crop holds no person")
-    panels = {"image": image[rows, cols], "ground truth": ground_truth[rows, cols],
-              **{k: v[rows, cols] for k, v in predictions.items()}}
-    crop_h, crop_w = image[rows, cols].shape[:2]
-    ncols = 2
-    nrows = int(np.ceil(len(panels) / ncols))
-    width = panel_inches(nrows, ncols, crop_h / crop_w, margin=(0.2, 0.3 * nrows), largest=2.8)
-    # drawn at 200 dpi: a crop of ~200 px then keeps each label pixel on its own pixels of the page
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols + 0.2, (width * crop_h / crop_w + 0.3) * nrows),
-                             squeeze=False, dpi=200)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, (title, panel) in zip(axes.flat, panels.items()):
-        if title == "image":
-            ax.imshow(panel, interpolation="nearest")
-        else:
-            ax.imshow(overlay(image[rows, cols], panel, class_names, alpha=0.6), interpolation="nearest")
-            edges = panel != ndimage.grey_erosion(panel, size=(3, 3))
+    crops = []
+    for image_id, image, truth, predictions in examples:
+        rows, cols = person_box(truth)
+        if not ((truth[rows, cols] != 0) & (truth[rows, cols] != IGNORE_INDEX)).any():
+            raise ValueError(f"{image_id}: the close-up crop holds no person")
+        crops.append((image_id, image[rows, cols], {"ground truth": truth[rows, cols],
+                                                     **{k: v[rows, cols] for k, v in predictions.items()}}))
+    ncols = 1 + len(crops[0][2])
+    aspects = [crop.shape[0] / crop.shape[1] for _, crop, _ in crops]
+    width = min(2.0, (PAGE_WIDTH - 0.3) / ncols, (PAGE_HEIGHT - 0.3 * len(crops) - 0.3) / sum(aspects))
+    fig, axes = plt.subplots(len(crops), ncols, squeeze=False, dpi=200, gridspec_kw={"height_ratios": aspects},
+                             figsize=(width * ncols + 0.3, width * sum(aspects) + 0.25 * len(crops) + 0.3))
+    for r, (image_id, crop, masks) in enumerate(crops):
+        axes[r, 0].imshow(crop, interpolation="nearest")
+        for ax, mask in zip(axes[r, 1:], masks.values()):
+            ax.imshow(overlay(crop, mask, class_names, alpha=0.6), interpolation="nearest")
+            edges = mask != ndimage.grey_erosion(mask, size=(3, 3))
             ax.imshow(np.ma.masked_where(~edges, edges), cmap="gray_r", alpha=0.9, interpolation="nearest")
-        ax.set_title(title, fontsize=FONT + 1)
-    fig.tight_layout()
+        for c, ax in enumerate(axes[r]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(textwrap.fill((["image"] + list(masks))[c], max(8, int(width * 17))), fontsize=FONT)
+        axes[r, 0].set_ylabel(fit_label(image_id, 0.9 * width * aspects[r]), fontsize=FONT)
+    fig.tight_layout(pad=0.3, h_pad=0.3, w_pad=0.2)
     return fig
 
 
@@ -208,7 +229,9 @@ def learning_curves(curves: dict[str, list], logs: dict[str, list]):
     with plt.rc_context({"font.size": FONT}):
         fig, (ax_loss, ax_miou) = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 2.6))
         _draw_curves(ax_loss, ax_miou, curves, logs)
-        fig.tight_layout()
+        handles, labels = ax_loss.get_legend_handles_labels()
+        top = series_legend(fig, handles, labels) if labels else 0.0
+        fig.tight_layout(rect=(0, 0, 1, 1 - top / fig.get_size_inches()[1]))
     return fig
 
 
@@ -230,4 +253,3 @@ def _draw_curves(ax_loss, ax_miou, curves, logs):
     ax_miou.set(xlabel="iteration", ylabel="val mIoU (%) on the fixed subset", title="val mIoU during training")
     for ax in (ax_loss, ax_miou):
         ax.grid(alpha=0.3)
-    ax_miou.legend(fontsize=FONT, loc="lower right")

@@ -69,8 +69,15 @@ def test_pipeline_trains_exports_records_and_renders_the_paper(smoke_pipeline):
     for needle in ("Table 1.", "Figure 1.", "the course report's Figure 5", "Boundary IoU", "roughness ratio",
                    "(a) Pretraining helps", "(b) Lovász-Softmax", "(c) 2000 iterations", "drawn at random (seed 0)",
                    "DeepLabv3+ pretrained + hierarchy.", "Inference: 1 forward pass(es) per image", " images/s against ",
-                   "What each change gave", "hierarchy weight 0.0 -&gt; 0.4"):
+                   "What each change gave", "<th>hierarchy</th>", "each experiment's gain over it",
+                   "Border measures per class"):
         assert needle in html, needle
+    # the conclusion repeats claim (a)'s verdict: the beyond section's sentences once took its place
+    claim_a = html.split("<strong>(a) Pretraining helps.</strong> ")[1][:60]
+    assert html.split("<strong>Pretraining.</strong> ")[1].startswith(claim_a), claim_a
+    # per-class tables in Results for the course report's four only; the others' are in the claims and beyond
+    assert "beside the course report's Table 4" in html and "(scratch): per-class IoU and accuracy" in html
+    assert "Lite2 (scratch): per-class IoU and accuracy" not in html and "hierarchy: per-class IoU" not in html
     assert "Predictions on the first val images" not in html  # per-run notebooks stay in executed/, not in the paper
     assert "In&nbsp;[" not in html and "def save(" not in html  # no code, no prompts
     assert "data:image/png;base64" in html and "src=\"http" not in html and "mathjax" not in html.lower()

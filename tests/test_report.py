@@ -45,8 +45,10 @@ def test_closeups_need_both_models_to_find_the_person():
     missed[:, :100] = 0  # misses the large person, finds the small one
     assert plots.person_found(found, truth) and not plots.person_found(missed, truth)
     image = np.zeros(truth.shape + (3,), np.uint8)
-    fig = plots.border_closeups(image, truth, {"a": found, "b": found}, ["background", "head", "torso"])
-    assert len([ax for ax in fig.axes if ax.images]) == 4
+    fig = plots.border_closeups([("x", image, truth, {"a": found, "b": found})] * 2, ["background", "head", "torso"])
+    assert len([ax for ax in fig.axes if ax.images]) == 8  # one row per image: photo, truth, two models
+    with pytest.raises(ValueError, match="the ground truth has no person"):
+        plots.border_closeups([("y", image, np.zeros_like(truth), {"a": found})], ["background", "head", "torso"])
 
 
 CLASSES = ["background", "head", "torso", "upper-arms", "lower-arms", "upper-legs", "lower-legs"]
@@ -60,7 +62,7 @@ def _report_figure(kind, models):
         return plots.comparison_figure([image] * 6, [truth] * 6, {n: [truth] * 6 for n in names}, CLASSES,
                                        ids=["2008_000001"] * 6)
     if kind == "closeups":
-        return plots.border_closeups(image, truth, {n: truth for n in names[:2]}, CLASSES)
+        return plots.border_closeups([("2008_000001", image, truth, {n: truth for n in names[:2]})] * 2, CLASSES)
     if kind == "bars":
         return plots.per_class_bars(pd.DataFrame({n: np.arange(7.0) for n in names}, index=CLASSES))
     curve = pd.DataFrame({"iteration": [250, 500], "mIoU": [30.0, 40.0], "loss": [1.0, 0.8]})
@@ -244,19 +246,40 @@ def test_the_conclusion_labels_each_generated_verdict_in_bold():
 
 def test_what_each_change_gave_is_read_from_the_runs(tmp_path):
     """Issue 18's table when the best recipe misses its target: each experiment beyond the course report,
-    the settings it changes (from summary.csv, not typed), its mIoU, the gain and its verdict."""
+    the settings that differ (from summary.csv, not typed, a column each), its mIoU, the gain and its
+    verdict; and one per-class table of the gains."""
     base = {"profile": "paper", "loss": "ce", "hierarchy_weight": 0.0, "scale_range": "1.0-1.0", "eval_flip": False,
-            "eval_scales": "1.0", "crop": 512, "iterations": 2000}
-    rows = [{**base, "experiment": "deeplabv3plus_pretrained", "seed": s, "mIoU": m} for s, m in ((0, 51.0), (1, 51.4), (2, 50.6))]
+            "eval_scales": "1.0", "crop": 512, "iterations": 2000, "IoU head": 80.0}
+    rows = [{**base, "experiment": "deeplabv3plus_pretrained", "seed": s, "mIoU": m, "IoU head": m + 29.0}
+            for s, m in ((0, 51.0), (1, 51.4), (2, 50.6))]
     rows += [{**base, "experiment": "deeplabv3plus_pretrained_best", "loss": "ce+lovasz", "hierarchy_weight": 0.4,
-              "scale_range": "0.5-2.0", "eval_flip": True, "seed": s, "mIoU": m} for s, m in ((0, 53.0), (1, 53.4), (2, 52.6))]
+              "scale_range": "0.5-2.0", "eval_flip": True, "seed": s, "mIoU": m, "IoU head": 80.1}
+             for s, m in ((0, 53.0), (1, 53.4), (2, 52.6))]
     rows += [{**base, "experiment": "deeplabv3plus_pretrained_hierarchy", "hierarchy_weight": 0.4, "seed": 0, "mIoU": 51.2}]
     study = report.Study(tmp_path, pd.DataFrame([{"run": f"r{i}", **r} for i, r in enumerate(rows)]), main="paper")
     table = claims.beyond_table(study)
-    assert list(table.index) == ["DeepLabv3+ pretrained", "DeepLabv3+ pretrained + hierarchy", "DeepLabv3+ pretrained, best recipe"]
-    assert table.loc["DeepLabv3+ pretrained, best recipe", "changes"] == ("loss ce -> ce+lovasz, hierarchy weight 0.0 -> 0.4, "
-                                                                "random rescale 1.0-1.0 -> 0.5-2.0, test-time flip off -> on")
-    assert table.loc["DeepLabv3+ pretrained, best recipe", "gain"] == "+2.00" and table.loc["DeepLabv3+ pretrained, best recipe", "verdict"] == "beyond noise"
-    assert table.loc["DeepLabv3+ pretrained + hierarchy", "changes"] == "hierarchy weight 0.0 -> 0.4"
-    assert table.loc["DeepLabv3+ pretrained", "mIoU"] == "51.00 ± 0.40"
+    assert list(table.index) == ["cross-entropy", "+ hierarchy", "best recipe"]
+    assert list(table.columns) == ["loss", "hierarchy", "rescale", "test flip", "seeds", "mIoU", "gain", "verdict"]
+    best = table.loc["best recipe"]
+    assert (best["loss"], best["rescale"], best["test flip"]) == ("ce+lovasz", "0.5-2.0", "on")
+    assert best["gain"] == "+2.00" and best["verdict"] == "beyond noise"
+    assert table.loc["cross-entropy", "mIoU"] == "51.00 ± 0.40" and table.loc["cross-entropy", "verdict"] == "baseline"
+    classes = claims.beyond_classes(study)
+    assert list(classes.columns) == ["cross-entropy", "+ hierarchy", "best recipe"]
+    assert classes.loc["mean (mIoU)", "best recipe"] == "+2.00*" and classes.loc["head", "best recipe"] == "+0.10"
     assert claims.beyond_table(report.Study(tmp_path, pd.DataFrame(rows[:3]).assign(run="r"), main="paper")) is None
+
+
+def test_border_measures_are_one_table_with_both_losses_under_each_measure():
+    """Three tables of one column pair each took most of a page; claim (b) now has one."""
+    def measures(experiment, seed, value):
+        per_class = {"background": value, "head": value + 1.0}
+        return {"experiment": experiment, "seed": seed, "boundary_iou": per_class, "boundary_f": per_class,
+                "roughness": {k: v / 100 for k, v in per_class.items()}}
+
+    table = claims.border_summary([measures(report.CE, 0, 30.0), measures(report.CE, 1, 32.0),
+                                   measures(report.LOVASZ, 0, 40.0)])
+    assert list(table.columns.get_level_values(0).unique()) == ["Boundary IoU (%)", "boundary F-score (%)", "roughness ratio"]
+    assert table.loc["head", ("Boundary IoU (%)", "cross-entropy")] == "32.00 ± 1.41"
+    assert table.loc["head", ("Boundary IoU (%)", "Lovász")] == "41.00"
+    assert table.loc["mean of classes", ("roughness ratio", "Lovász")] == "0.405"
