@@ -82,20 +82,16 @@ def gains_sentence(what: str, table: pd.DataFrame) -> str:
 BEYOND = ("deeplabv3plus_pretrained_hierarchy", "deeplabv3plus_pretrained_ce_lovasz", "deeplabv3plus_pretrained_best")
 
 
-def beyond_claims(study: Study) -> list[tuple[str, pd.DataFrame, list[str]]]:
+def beyond_claims(study: Study) -> list[tuple[str, list[str]]]:
     """Each experiment beyond the course report against the pretrained CE runs of the same profile:
-    (title, per-class table, sentences), for those that ran."""
+    (title, sentences), for those that ran. Their per-class gains are beyond_classes' one table."""
     base = study.runs_of(PRETRAINED)
     out = []
-    for experiment in BEYOND:
-        runs = study.runs_of(experiment)
-        if runs.empty or base.empty:
-            continue
+    for experiment, runs in ([] if base.empty else _ran_beyond(study)):
         table, gap = class_comparison(base, runs, "cross-entropy", "this experiment")
-        cost = inference_cost(study, experiment)
         lines = [verdict_sentence("mIoU", {**gap, "a": TITLES[PRETRAINED], "b": TITLES[experiment]}, " points") + ".",
-                 gains_sentence("It", table), cost]
-        out.append((TITLES[experiment], table, lines))
+                 gains_sentence("It", table), inference_cost(study, experiment)]
+        out.append((TITLES[experiment], lines))
     return out
 
 

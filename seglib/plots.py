@@ -71,6 +71,11 @@ def fit_label(label: str, inches: float) -> str:
     return label
 
 
+def column_title(ax, title: str, inches: float) -> None:
+    """A grid column's title wrapped to its panel's width: five model names on one line each overlapped."""
+    ax.set_title(textwrap.fill(title, max(8, int(inches * 17))), fontsize=FONT)
+
+
 def add_legend(fig, class_names: list[str], fontsize: float = 9) -> None:
     """The class colours under the figure, in as many rows as keep them within its width (a legend wider
     than the figure widens the saved image, and the page then shrinks all of it)."""
@@ -136,8 +141,8 @@ def comparison_figure(images, ground_truths, predictions: dict[str, list], class
             ax.imshow(panel)
             ax.set_xticks([])
             ax.set_yticks([])
-            if r == 0:  # wrapped to the panel's width: five model names in one line each would overlap
-                ax.set_title(textwrap.fill(columns[c], max(8, int(panel_width * 17))), fontsize=FONT)
+            if r == 0:
+                column_title(ax, columns[c], panel_width)
         if ids:
             axes[r, 0].set_ylabel(fit_label(ids[r], 0.9 * panel_width), fontsize=FONT)
     add_legend(fig, class_names, fontsize=FONT)
@@ -217,7 +222,7 @@ def border_closeups(examples, class_names):
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(textwrap.fill((["image"] + list(masks))[c], max(8, int(width * 17))), fontsize=FONT)
+                column_title(ax, (["image"] + list(masks))[c], width)
         axes[r, 0].set_ylabel(fit_label(image_id, 0.9 * width * aspects[r]), fontsize=FONT)
     fig.tight_layout(pad=0.3, h_pad=0.3, w_pad=0.2)
     return fig

@@ -185,7 +185,7 @@ def conclusion(study: Study, pretraining: list[str], lovasz: list[str], iteratio
     lines += [f"- **Pretraining.** {pretraining[0]}"] if pretraining else []
     lines += [f"- **Lovász-Softmax.** {lovasz[-1]}"] if lovasz else []
     lines += [f"- **Schedule.** {line}" for line in iterations]
-    lines += [f"- **{title}.** {sentences[0]}" for title, _, sentences in beyond]
+    lines += [f"- **{title}.** {sentences[0]}" for title, sentences in beyond]
     return "\n".join(lines)
 
 
