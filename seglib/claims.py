@@ -33,8 +33,9 @@ BORDER_MEASURES = {"boundary_iou": "Boundary IoU (%)", "boundary_f": "boundary F
 
 
 def verdict_sentence(name: str, gap: dict, unit: str = "", digits: int = 2, higher: str = "higher") -> str:
-    """'<name>: A x ± s vs B y ± t (n seeds each); the difference +d<unit> exceeds/is within ...' from numbers."""
-    return (f"{name}: {gap['b']} {gap['mean_b']:.{digits}f} against {gap['a']} {gap['mean_a']:.{digits}f} "
+    """'<Name>: A x ± s vs B y ± t (n seeds each); the difference +d<unit> exceeds/is within ...' from numbers:
+    a sentence of its own, so it starts with a capital."""
+    return (f"{name[:1].upper()}{name[1:]}: {gap['b']} {gap['mean_b']:.{digits}f} against {gap['a']} {gap['mean_a']:.{digits}f} "
             f"({gap['seeds_b']} and {gap['seeds_a']} seeds); the difference, {gap['difference']:+.{digits}f}{unit}, "
             f"{gap_verdict(gap, digits)}")
 

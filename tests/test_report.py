@@ -1,5 +1,10 @@
 """The paper's parts that do not need a run: the figures' image rule, the close-ups' crop and rule,
 numbered captions and generated verdicts."""
+import re
+import shutil
+import subprocess
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -138,13 +143,44 @@ def test_a_table_and_its_caption_are_one_block_in_the_pdf():
     assert html.startswith("<p><strong>Table 3.</strong> Pretrained: 2008_000672 &amp; 100% of #1 {x}.</p>")
     assert html.index("</p>") < html.index("<table") and "51.04" in html
     space = report.KeepSpace(3.5)  # before a figure 2.6 in tall: it and its caption on one page
-    assert "\\ifdim\\dimen0<3.50in" in space._repr_latex_() and space._repr_html_() == ""
+    assert "\\dimen2=3.50in" in space._repr_latex_() and space._repr_html_() == ""
+
+
+def _pages(tmp_path, before: float, space: "report.KeepSpace", after: float) -> int:
+    """Pages of a letter-size LaTeX page (1 in margins, as nbconvert's template) with a `before`-inch box,
+    the KeepSpace, then an `after`-inch box."""
+    tex = (f"\\documentclass{{article}}\\usepackage[letterpaper,margin=1in]{{geometry}}\\begin{{document}}"
+           f"\\noindent\\rule{{1pt}}{{{before}in}}\\par{space._repr_latex_()}\\noindent\\rule{{1pt}}{{{after}in}}\\par"
+           "\\end{document}\n")
+    (tmp_path / "page.tex").write_text(tex)
+    done = subprocess.run(["xelatex", "-interaction=nonstopmode", "page.tex"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:]
+    return int(re.search(r"Output written on page\.pdf \((\d+) pages?", done.stdout).group(1))
+
+
+@pytest.mark.skipif(shutil.which("xelatex") is None, reason="needs xelatex (make pdf-deps)")
+def test_a_figure_moves_to_the_next_page_only_when_it_does_not_fit_as_drawn(tmp_path):
+    """nbconvert's template shrinks a figure to 0.9 of the line width (6.5 in on letter paper), so a
+    10 x 4 in figure is drawn 2.34 in tall: with its caption it fits in the 3.7 in left below a 5 in box.
+    Reserving its undrawn 4 in (and the caption) sent it to a page of its own, leaving a third of a page blank."""
+    wide = report.KeepSpace(width=10.0, height=4.0, extra=0.9)
+    assert _pages(tmp_path, 5.0, wide, 3.0) == 1
+    tall = report.KeepSpace(width=5.0, height=3.5, extra=0.9)  # drawn as it is: 4.4 in do not fit in 3.7
+    assert _pages(tmp_path, 5.0, tall, 0.5) == 2
+    assert _pages(tmp_path, 5.0, report.KeepSpace(3.0), 0.5) == 1 and _pages(tmp_path, 5.0, report.KeepSpace(4.5), 0.5) == 2
+    fig = plt.figure(figsize=(10, 4))
+    fig.add_subplot().plot([0, 1])
+    measured = report.KeepSpace.for_figure(fig)
+    plt.close(fig)
+    assert 7.0 < measured.width <= 10.0 and 3.0 < measured.height <= 4.0 and measured.extra == 0.9  # tight: no margins
 
 
 def test_verdicts_are_generated_from_the_numbers():
     gap = {"a": "cross-entropy", "b": "Lovász", **claims.gap_vs_noise([1.00, 1.02, 0.98], [1.30, 1.32, 1.28])}
     sentence = claims.verdict_sentence("roughness", gap, digits=3)
     assert "Lovász 1.300 against cross-entropy 1.000" in sentence and "+0.300" in sentence and "exceeds" in sentence
+    assert sentence.startswith("Roughness: ")  # one of several sentences in a row: capitalised, not "by. roughness"
     assert report.fmt([1.0, 2.0, 3.0]) == "2.00 ± 1.00" and report.fmt([5.0]) == "5.00" and report.fmt([]) == "n/a"
 
 
