@@ -13,12 +13,12 @@ import torch
 import torch.nn.functional as F
 
 from . import config as configs
-from .data import PascalPartDataset, default_root
+from .data import PascalPartDataset, SeededAugment, default_root
 from .evaluate import Predictor
 from .losses import build_loss
 from .models import build_model, normalization
 from .runtime import autocast, precision_for, resolve_device, training_memory_format
-from .train import SeededAugment, _compute_loss
+from .train import _compute_loss
 from .transforms import TrainPreset
 
 

@@ -1,11 +1,13 @@
 """Pascal-Part person parts as distributed: JPEGImages/<id>.jpg, gt_masks/<id>.png or .npy,
-classes.txt and <split>_id.txt. Every bad input becomes a one-line SeglibError naming the file."""
+classes.txt and <split>_id.txt. Every bad input becomes a one-line SeglibError naming the file.
+Also the training sample stream: seeded, resumable batches and per-sample seeded augmentation."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
@@ -154,3 +156,45 @@ def statistics(dataset: PascalPartDataset, progress: bool = True):
         rows.append({"id": dataset.ids[i], "split": dataset.split, "width": width, "height": height,
                      **{name: int(counts[c]) for c, name in enumerate(dataset.class_names)}})
     return pd.DataFrame(rows)
+
+
+class StreamBatchSampler:
+    """Batches of (index, augmentation seed) from an endless stream of seeded epoch permutations,
+    starting at a given iteration; rank r of w takes every w-th sample of each global batch, as
+    DistributedSampler would, but resumable mid-epoch."""
+
+    def __init__(self, size: int, batch_size: int, seed: int, start: int, stop: int, rank: int = 0, world: int = 1):
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.start, self.stop, self.rank, self.world = start, stop, rank, world
+
+    def __len__(self):
+        return self.stop - self.start
+
+    def __iter__(self):
+        global_batch = self.batch_size * self.world
+        epoch, perm = None, None
+        for iteration in range(self.start, self.stop):
+            batch = []
+            for k in range(iteration * global_batch + self.rank, (iteration + 1) * global_batch, self.world):
+                if k // self.size != epoch:
+                    epoch = k // self.size
+                    perm = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100003 + epoch))
+                batch.append((int(perm[k % self.size]), self.seed * 1_000_003 + k))
+            yield batch
+
+
+class SeededAugment(torch.utils.data.Dataset):
+    """Applies the random transform under a per-sample seed, leaving the global RNG untouched."""
+
+    def __init__(self, dataset: PascalPartDataset, transform):
+        self.dataset, self.transform = dataset, transform
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, item):
+        index, seed = item
+        image, mask = self.dataset.load(index)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.transform(image, mask)

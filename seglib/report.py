@@ -247,7 +247,7 @@ class KeepSpace:
         self.inches, self.width, self.height, self.extra = inches, width, height, extra
 
     @classmethod
-    def for_figure(cls, fig, extra: float = 0.9) -> "KeepSpace":
+    def for_figure(cls, fig, extra: float = 0.9) -> KeepSpace:
         """Room for `fig` as the notebook shows it (its tight bounding box) and `extra` inches of caption."""
         box = fig.get_tightbbox()
         return cls(width=box.width, height=box.height, extra=extra)

@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from . import config as configs
-from .data import PascalPartDataset
+from .data import PascalPartDataset, SeededAugment, StreamBatchSampler
 from .errors import SeglibError
 from .evaluate import (
     curve_indices,
@@ -65,48 +65,6 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-
-
-class StreamBatchSampler:
-    """Batches of (index, augmentation seed) from an endless stream of seeded epoch permutations,
-    starting at a given iteration; rank r of w takes every w-th sample of each global batch, as
-    DistributedSampler would, but resumable mid-epoch."""
-
-    def __init__(self, size: int, batch_size: int, seed: int, start: int, stop: int, rank: int = 0, world: int = 1):
-        self.size, self.batch_size, self.seed = size, batch_size, seed
-        self.start, self.stop, self.rank, self.world = start, stop, rank, world
-
-    def __len__(self):
-        return self.stop - self.start
-
-    def __iter__(self):
-        global_batch = self.batch_size * self.world
-        epoch, perm = None, None
-        for iteration in range(self.start, self.stop):
-            batch = []
-            for k in range(iteration * global_batch + self.rank, (iteration + 1) * global_batch, self.world):
-                if k // self.size != epoch:
-                    epoch = k // self.size
-                    perm = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100003 + epoch))
-                batch.append((int(perm[k % self.size]), self.seed * 1_000_003 + k))
-            yield batch
-
-
-class SeededAugment(torch.utils.data.Dataset):
-    """Applies the random transform under a per-sample seed, leaving the global RNG untouched."""
-
-    def __init__(self, dataset: PascalPartDataset, transform):
-        self.dataset, self.transform = dataset, transform
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, item):
-        index, seed = item
-        image, mask = self.dataset.load(index)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return self.transform(image, mask)
 
 
 def save_checkpoint(path: Path, **state) -> None:

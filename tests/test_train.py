@@ -10,8 +10,9 @@ from conftest import REPO, run_cli
 
 import seglib.train as train_module
 from seglib import config as configs
+from seglib.data import StreamBatchSampler
 from seglib.errors import SeglibError
-from seglib.train import StreamBatchSampler, TrainingDiverged, poly_lr, train
+from seglib.train import TrainingDiverged, poly_lr, train
 
 
 @pytest.mark.parametrize("experiment", configs.EXPERIMENTS)
