@@ -183,7 +183,7 @@ class StreamBatchSampler:
             yield batch
 
 
-class SeededAugment(torch.utils.data.Dataset):
+class SeededAugment(Dataset):
     """Applies the random transform under a per-sample seed, leaving the global RNG untouched."""
 
     def __init__(self, dataset: PascalPartDataset, transform):

@@ -237,33 +237,29 @@ class CaptionedTable:
 
 
 class KeepSpace:
-    """In the PDF, a page break here unless the page has room for what follows: `inches` of it, or a
-    figure `width` x `height` inches as nbconvert's LaTeX template draws it (shrunk to at most 0.9 of the
-    line width) plus `extra` inches of caption. Displayed before a figure, the figure and its caption
-    below it land on one page. Nothing in the HTML."""
+    """In the PDF, a page break here unless the page has room for a figure `width` x `height` inches as
+    nbconvert's LaTeX template draws it (shrunk to at most 0.9 of the line width) plus `extra` inches of
+    caption: displayed before a figure, the figure and its caption below it land on one page. Nothing in
+    the HTML."""
 
-    def __init__(self, inches: float = 0.0, width: float | None = None, height: float | None = None,
-                 extra: float = 0.0):
-        self.inches, self.width, self.height, self.extra = inches, width, height, extra
+    def __init__(self, width: float, height: float, extra: float = 0.9):
+        self.width, self.height, self.extra = width, height, extra
 
     @classmethod
-    def for_figure(cls, fig, extra: float = 0.9) -> KeepSpace:
-        """Room for `fig` as the notebook shows it (its tight bounding box) and `extra` inches of caption."""
+    def for_figure(cls, fig) -> KeepSpace:
+        """Room for `fig` as the notebook shows it (its tight bounding box) and a few lines of caption."""
         box = fig.get_tightbbox()
-        return cls(width=box.width, height=box.height, extra=extra)
+        return cls(box.width, box.height)
 
     def _repr_html_(self) -> str:
         return ""
 
     def _repr_latex_(self) -> str:  # what the needspace package does, in plain (e-)TeX: no package to load
-        if self.width is None:
-            need = f"\\dimen2={self.inches:.2f}in\\relax"
-        else:  # \dimen2 = height, times (0.9 linewidth / width) when the template shrinks the image
-            width = f"\\numexpr\\dimexpr{self.width:.2f}in\\relax\\relax"
-            need = (f"\\dimen1=0.9\\linewidth\\relax\\dimen2={self.height:.2f}in\\relax"
-                    f"\\ifdim\\dimen1<{self.width:.2f}in\\dimen2=\\dimexpr\\dimen2*\\numexpr\\dimen1\\relax/{width}\\relax\\fi"
-                    f"\\advance\\dimen2 by {self.extra:.2f}in\\relax")
-        return ("\\par\\begingroup\\dimen0=\\pagegoal\\advance\\dimen0 by -\\pagetotal\\relax" + need +
+        width = f"{self.width:.2f}in"  # \dimen2 = height, times (0.9 linewidth / width) when the template shrinks it
+        return ("\\par\\begingroup\\dimen0=\\pagegoal\\advance\\dimen0 by -\\pagetotal\\relax"
+                f"\\dimen1=0.9\\linewidth\\relax\\dimen2={self.height:.2f}in\\relax"
+                f"\\ifdim\\dimen1<{width}\\dimen2=\\dimexpr\\dimen2*\\numexpr\\dimen1\\relax/\\numexpr\\dimexpr{width}\\relax\\relax\\relax\\fi"
+                f"\\advance\\dimen2 by {self.extra:.2f}in\\relax"
                 "\\ifdim\\dimen0<\\dimen2\\ifdim\\dimen0>0pt\\vfil\\penalty-10000\\fi\\fi\\endgroup\n")
 
 

@@ -142,8 +142,8 @@ def test_a_table_and_its_caption_are_one_block_in_the_pdf():
     html = shown._repr_html_()
     assert html.startswith("<p><strong>Table 3.</strong> Pretrained: 2008_000672 &amp; 100% of #1 {x}.</p>")
     assert html.index("</p>") < html.index("<table") and "51.04" in html
-    space = report.KeepSpace(3.5)  # before a figure 2.6 in tall: it and its caption on one page
-    assert "\\dimen2=3.50in" in space._repr_latex_() and space._repr_html_() == ""
+    space = report.KeepSpace(5.0, 2.6)  # before a figure 2.6 in tall: it and its caption on one page
+    assert "\\dimen2=2.60in" in space._repr_latex_() and "by 0.90in" in space._repr_latex_() and space._repr_html_() == ""
 
 
 def _pages(tmp_path, before: float, space: "report.KeepSpace", after: float) -> int:
@@ -168,7 +168,8 @@ def test_a_figure_moves_to_the_next_page_only_when_it_does_not_fit_as_drawn(tmp_
     assert _pages(tmp_path, 5.0, wide, 3.0) == 1
     tall = report.KeepSpace(width=5.0, height=3.5, extra=0.9)  # drawn as it is: 4.4 in do not fit in 3.7
     assert _pages(tmp_path, 5.0, tall, 0.5) == 2
-    assert _pages(tmp_path, 5.0, report.KeepSpace(3.0), 0.5) == 1 and _pages(tmp_path, 5.0, report.KeepSpace(4.5), 0.5) == 2
+    narrow = lambda inches: report.KeepSpace(1.0, inches, extra=0.0)  # drawn as it is, no caption
+    assert _pages(tmp_path, 5.0, narrow(3.0), 0.5) == 1 and _pages(tmp_path, 5.0, narrow(4.5), 0.5) == 2
     fig = plt.figure(figsize=(10, 4))
     fig.add_subplot().plot([0, 1])
     measured = report.KeepSpace.for_figure(fig)
