@@ -34,10 +34,13 @@ BORDER_MEASURES = {"boundary_iou": "Boundary IoU (%)", "boundary_f": "boundary F
 
 def verdict_sentence(name: str, gap: dict, unit: str = "", digits: int = 2, higher: str = "higher") -> str:
     """'<Name>: A x ± s vs B y ± t (n seeds each); the difference +d<unit> exceeds/is within ...' from numbers:
-    a sentence of its own, so it starts with a capital."""
-    return (f"{name[:1].upper()}{name[1:]}: {gap['b']} {gap['mean_b']:.{digits}f} against {gap['a']} {gap['mean_a']:.{digits}f} "
-            f"({gap['seeds_b']} and {gap['seeds_a']} seeds); the difference, {gap['difference']:+.{digits}f}{unit}, "
-            f"{gap_verdict(gap, digits)}")
+    a sentence of its own, so it starts with a capital (a lower-case word only: mIoU stays mIoU)."""
+    first = name.split(" ")[0]
+    name = name[:1].upper() + name[1:] if first.islower() else name
+    seeds = (f"{gap['seeds_a']} seed{'s' if gap['seeds_a'] != 1 else ''} each" if gap["seeds_a"] == gap["seeds_b"]
+             else f"{gap['seeds_b']} and {gap['seeds_a']} seeds")
+    return (f"{name}: {gap['b']} {gap['mean_b']:.{digits}f} against {gap['a']} {gap['mean_a']:.{digits}f} "
+            f"({seeds}); the difference, {gap['difference']:+.{digits}f}{unit}, {gap_verdict(gap, digits)}")
 
 
 def pretraining_claim(study: Study) -> tuple[pd.DataFrame | None, list[str]]:
@@ -74,6 +77,9 @@ def class_comparison(base: pd.DataFrame, runs: pd.DataFrame, base_label: str, la
 
 def gains_sentence(what: str, table: pd.DataFrame) -> str:
     rows = table.iloc[1:]
+    if (rows.verdict == "one seed").all():
+        return ("Per class it cannot be judged yet: with one seed per group no gain can be told from seed "
+                "variation (the table lists the gains).")
     up = [c for c, r in rows.iterrows() if r.verdict == "beyond noise" and r.gain > 0]
     down = [c for c, r in rows.iterrows() if r.verdict == "beyond noise" and r.gain < 0]
     text = f"{what} gains beyond seed variation in {len(up)} of {len(rows)} classes" + (f" ({', '.join(up)})" if up else "")

@@ -182,6 +182,13 @@ def test_verdicts_are_generated_from_the_numbers():
     sentence = claims.verdict_sentence("roughness", gap, digits=3)
     assert "Lovász 1.300 against cross-entropy 1.000" in sentence and "+0.300" in sentence and "exceeds" in sentence
     assert sentence.startswith("Roughness: ")  # one of several sentences in a row: capitalised, not "by. roughness"
+    assert "(3 seeds each)" in sentence
+    one = {"a": "scratch", "b": "pretrained", **claims.gap_vs_noise([20.0], [51.0])}
+    assert claims.verdict_sentence("mIoU", one).startswith("mIoU: ")  # an abbreviation keeps its case, not "MIoU"
+    assert "(1 seed each)" in claims.verdict_sentence("mIoU", one)
+    table, _ = claims.class_comparison(pd.DataFrame({"mIoU": [20.0], "IoU head": [30.0]}),
+                                       pd.DataFrame({"mIoU": [51.0], "IoU head": [77.0]}), "scratch", "pretrained")
+    assert claims.gains_sentence("Pretraining", table).startswith("Per class it cannot be judged")  # not "in 0 of 1"
     assert report.fmt([1.0, 2.0, 3.0]) == "2.00 ± 1.00" and report.fmt([5.0]) == "5.00" and report.fmt([]) == "n/a"
 
 
