@@ -89,8 +89,11 @@ def fmt(values, digits: int = 2) -> str:
     return f"{values.mean():.{digits}f}" if len(values) == 1 else f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
 
 
-def seeds_phrase(runs: pd.DataFrame) -> str:
-    return f"{len(runs)} seed{'s' if len(runs) != 1 else ''}"
+def seeds_phrase(runs: pd.DataFrame, mean: bool = False) -> str:
+    """'3 seeds' / '1 seed'; mean=True: 'mean over 3 seeds', but '1 seed' (a mean of one is no mean)."""
+    if len(runs) == 1:
+        return "1 seed"
+    return f"{'mean over ' if mean else ''}{len(runs)} seeds"
 
 
 def runs_sentence(study: Study) -> str:

@@ -327,3 +327,9 @@ def test_border_measures_are_one_table_with_both_losses_under_each_measure():
     assert table.loc["head", ("Boundary IoU (%)", "cross-entropy")] == "32.00 ± 1.41"
     assert table.loc["head", ("Boundary IoU (%)", "Lovász")] == "41.00"
     assert table.loc["mean of classes", ("roughness ratio", "Lovász")] == "0.405"
+
+
+def test_seeds_phrase_says_mean_only_over_several_seeds():
+    assert report.seeds_phrase(pd.DataFrame({"seed": [0]}), mean=True) == "1 seed"  # not "mean over 1 seed"
+    assert report.seeds_phrase(pd.DataFrame({"seed": [0, 1, 2]}), mean=True) == "mean over 3 seeds"
+    assert report.seeds_phrase(pd.DataFrame({"seed": [0, 1]})) == "2 seeds"
