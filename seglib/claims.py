@@ -18,6 +18,7 @@ from .report import (
     Study,
     fmt,
     schedule,
+    seeds_phrase,
 )
 from .results import (
     TITLES,
@@ -32,12 +33,12 @@ BORDER_MEASURES = {"boundary_iou": "Boundary IoU (%)", "boundary_f": "boundary F
                    "roughness": "roughness ratio (1 = as smooth as the ground truth)"}
 
 
-def verdict_sentence(name: str, gap: dict, unit: str = "", digits: int = 2, higher: str = "higher") -> str:
+def verdict_sentence(name: str, gap: dict, unit: str = "", digits: int = 2) -> str:
     """'<Name>: A x ± s vs B y ± t (n seeds each); the difference +d<unit> exceeds/is within ...' from numbers:
     a sentence of its own, so it starts with a capital (a lower-case word only: mIoU stays mIoU)."""
     first = name.split(" ")[0]
     name = name[:1].upper() + name[1:] if first.islower() else name
-    seeds = (f"{gap['seeds_a']} seed{'s' if gap['seeds_a'] != 1 else ''} each" if gap["seeds_a"] == gap["seeds_b"]
+    seeds = (f"{seeds_phrase(gap['seeds_a'])} each" if gap["seeds_a"] == gap["seeds_b"]
              else f"{gap['seeds_b']} and {gap['seeds_a']} seeds")
     return (f"{name}: {gap['b']} {gap['mean_b']:.{digits}f} against {gap['a']} {gap['mean_a']:.{digits}f} "
             f"({seeds}); the difference, {gap['difference']:+.{digits}f}{unit}, {gap_verdict(gap, digits)}")

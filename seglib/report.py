@@ -89,11 +89,11 @@ def fmt(values, digits: int = 2) -> str:
     return f"{values.mean():.{digits}f}" if len(values) == 1 else f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
 
 
-def seeds_phrase(runs: pd.DataFrame, mean: bool = False) -> str:
+def seeds_phrase(count: int, mean: bool = False) -> str:
     """'3 seeds' / '1 seed'; mean=True: 'mean over 3 seeds', but '1 seed' (a mean of one is no mean)."""
-    if len(runs) == 1:
+    if count == 1:
         return "1 seed"
-    return f"{'mean over ' if mean else ''}{len(runs)} seeds"
+    return f"{'mean over ' if mean else ''}{count} seeds"
 
 
 def runs_sentence(study: Study) -> str:
@@ -112,9 +112,9 @@ def abstract(study: Study) -> str:
     for experiment, profile, runs in groups(study.summary, study.main):
         if profile != study.main or runs.empty:
             continue
-        parts.append(f"{TITLES[experiment]} {fmt(runs.mIoU)} mIoU ({seeds_phrase(runs)}; course report "
+        parts.append(f"{TITLES[experiment]} {fmt(runs.mIoU)} mIoU ({seeds_phrase(len(runs))}; course report "
                      f"{course_report()[experiment]['mIoU']:.2f})" if experiment in course_report()
-                     else f"{TITLES[experiment]} {fmt(runs.mIoU)} mIoU ({seeds_phrase(runs)})")
+                     else f"{TITLES[experiment]} {fmt(runs.mIoU)} mIoU ({seeds_phrase(len(runs))})")
     return "; ".join(parts)
 
 

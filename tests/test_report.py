@@ -330,6 +330,6 @@ def test_border_measures_are_one_table_with_both_losses_under_each_measure():
 
 
 def test_seeds_phrase_says_mean_only_over_several_seeds():
-    assert report.seeds_phrase(pd.DataFrame({"seed": [0]}), mean=True) == "1 seed"  # not "mean over 1 seed"
-    assert report.seeds_phrase(pd.DataFrame({"seed": [0, 1, 2]}), mean=True) == "mean over 3 seeds"
-    assert report.seeds_phrase(pd.DataFrame({"seed": [0, 1]})) == "2 seeds"
+    assert report.seeds_phrase(1, mean=True) == "1 seed"  # not "mean over 1 seed"
+    assert report.seeds_phrase(3, mean=True) == "mean over 3 seeds"
+    assert report.seeds_phrase(2) == "2 seeds"
