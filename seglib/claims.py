@@ -150,20 +150,24 @@ def beyond_classes(study: Study) -> pd.DataFrame | None:
 
 def inference_cost(study: Study, experiment: str) -> str:
     """Forward passes per test image (a flip doubles them) and the measured evaluation speed (images/s
-    over the whole split, border measures included) beside the pretrained CE runs', saying so when the
-    runs were scored on different machines."""
+    over the whole split, border measures included) beside the pretrained CE runs', with the difference
+    judged against run-to-run variation (a CPU's pace drifts between hours), saying so when the runs were
+    scored on different machines."""
     scores = {exp: [(read_metrics(study.record(r)), r.val_images) for _, r in study.runs_of(exp).iterrows()]
               for exp in (experiment, PRETRAINED)}  # each record's metrics.json read once
-
-    def speed(exp):
-        values = [n / m["eval_seconds"] for m, n in scores[exp] if m.get("eval_seconds")]
-        return fmt(values, 2) if values else "n/a"
+    speeds = {exp: [n / m["eval_seconds"] for m, n in scores[exp] if m.get("eval_seconds")] for exp in scores}
+    speed = lambda exp: fmt(speeds[exp], 2) if speeds[exp] else "n/a"
     passes = lambda exp: 2 if read_run_config(study.record(study.runs_of(exp).iloc[0]))["eval_flip"] else 1
+    plural = lambda n: f"{n} forward pass{'' if n == 1 else 'es'}"
     hosts = {m.get("host") for runs in scores.values() for m, _ in runs}
     where = "one machine" if len(hosts) == 1 else f"{len(hosts)} different machines, so compare with care"
-    return (f"Inference: {passes(experiment)} forward pass(es) per image against {passes(PRETRAINED)}; evaluation "
+    gap = gap_vs_noise(speeds[PRETRAINED], speeds[experiment])
+    judged = (f", a difference of {gap['difference']:+.2f} images/s that "
+              f"{'exceeds' if gap['exceeds_noise'] else 'is within'} run-to-run variation (2 x {gap['noise']:.2f})"
+              if np.isfinite(gap["noise"]) else "")
+    return (f"Inference: {plural(passes(experiment))} per image against {plural(passes(PRETRAINED))}; evaluation "
             f"{speed(experiment)} images/s against {speed(PRETRAINED)} images/s (border measures included; "
-            f"measured on {where}).")
+            f"measured on {where}){judged}.")
 
 
 def border_measures(study: Study, experiments=(CE, LOVASZ)) -> list[dict]:
