@@ -124,12 +124,20 @@ def beyond_table(study: Study) -> pd.DataFrame | None:
     word = lambda value: {"True": "on", "False": "off"}.get(str(value), str(value))
     varied = [c for c in RECIPE_COLUMNS if c in base and len({str(runs.iloc[0][c]) for _, runs in groups}) > 1]
     rows = []
+
+    def row(name, settings, scores, baseline=False):
+        gap = gap_vs_noise(base.mIoU, scores)
+        rows.append({"experiment": name, **settings, "seeds": len(scores), "mIoU": fmt(scores),
+                     "gain": "" if baseline else f"{gap['difference']:+.2f}",
+                     "verdict": "baseline" if baseline else short_verdict(gap)})
+
     for experiment, runs in groups:
-        gap = gap_vs_noise(base.mIoU, runs.mIoU)
-        rows.append({"experiment": SHORT.get(experiment, "cross-entropy"), **{RECIPE_COLUMNS[c]: word(runs.iloc[0][c]) for c in varied},
-                     "seeds": len(runs), "mIoU": fmt(runs.mIoU),
-                     "gain": "" if experiment == PRETRAINED else f"{gap['difference']:+.2f}",
-                     "verdict": "baseline" if experiment == PRETRAINED else short_verdict(gap)})
+        settings = {RECIPE_COLUMNS[c]: word(runs.iloc[0][c]) for c in varied}
+        row(SHORT.get(experiment, "cross-entropy"), settings, runs.mIoU, experiment == PRETRAINED)
+        plain = runs.get("mIoU without TTA", pd.Series(dtype=float)).dropna()
+        if experiment != PRETRAINED and len(plain) == len(runs):  # the same runs' plain pass: what the TTA gave
+            off = {"test flip": "off", "test scales": "1.0"}
+            row(f"{SHORT[experiment]}, no test-time aug.", {k: off.get(k, v) for k, v in settings.items()}, plain)
     return pd.DataFrame(rows).set_index("experiment")
 
 

@@ -23,7 +23,9 @@ from .runtime import autocast, note_once, precision_for, resolve_device
 
 
 class Predictor:
-    """probabilities(image) -> (C, H, W) softmax averaged over scales (and flips), at the image's size."""
+    """probabilities(image) -> (C, H, W) softmax averaged over scales (and flips), at the image's size;
+    with_plain=True also returns the plain pass's (scale 1, unflipped) from the same forward passes, None
+    without test-time augmentation or without scale 1."""
 
     def __init__(self, model, model_name: str, eval_size: int, scales=(1.0,), flip=False,
                  device="cpu", precision="fp32", channels_last=True):
@@ -41,12 +43,16 @@ class Predictor:
             out = self.model(x.contiguous(memory_format=self.memory_format))
         return out[..., :h, :w].float()
 
+    @property
+    def augmented(self) -> bool:
+        return self.flip or self.scales != (1.0,)
+
     @torch.inference_mode()
-    def probabilities(self, image) -> torch.Tensor:
+    def probabilities(self, image, with_plain: bool = False):
         image = (image if isinstance(image, torch.Tensor) else torch.from_numpy(np.asarray(image))).to(self.device)
         x = image.permute(2, 0, 1)[None].float().div_(255).sub_(self.mean).div_(self.std)
         height, width = x.shape[-2:]
-        total = 0
+        total, plain = 0, None
         for scale in self.scales:
             short = max(STRIDE, round(self.eval_size * scale))
             factor = short / min(height, width)
@@ -57,7 +63,10 @@ class Predictor:
             logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
             probs = logits.softmax(1)
             total = total + probs[0] + (probs[1].flip(-1) if self.flip else 0)
-        return total / (len(self.scales) * (2 if self.flip else 1))
+            if scale == 1.0 and self.augmented:
+                plain = probs[0]
+        total = total / (len(self.scales) * (2 if self.flip else 1))
+        return (total, plain) if with_plain else total
 
     def predict(self, image) -> np.ndarray:
         return self.probabilities(image).argmax(0).cpu().numpy().astype(np.uint8)
@@ -125,7 +134,9 @@ def evaluate_dataset(predictor: Predictor, dataset: PascalPartDataset, max_image
     """Accumulate the confusion matrix (and, with boundary=True, boundary counts) over a split (its
     first max_images, or the given indices), and each image's own mIoU ({id: mIoU}, "per_image").
     Under torch.distributed each rank takes every world_size-th image and the counts are summed on the
-    model's device (NCCL takes no CPU tensors).
+    model's device (NCCL takes no CPU tensors). With test-time augmentation that includes scale 1, the
+    plain pass's confusion matrix comes from the same forward passes ("confusion_plain"): what the
+    augmentation gave, at no extra cost.
     The global RNG is left alone, so evaluating during training does not change the training."""
     if indices is None:
         indices = range(len(dataset) if max_images is None else min(len(dataset), max_images))
@@ -137,6 +148,7 @@ def evaluate_dataset(predictor: Predictor, dataset: PascalPartDataset, max_image
                                          generator=torch.Generator().manual_seed(0))
     c = dataset.num_classes
     conf = np.zeros((c, c), np.int64)
+    conf_plain = np.zeros((c, c), np.int64) if predictor.augmented and 1.0 in predictor.scales else None
     b_inter, b_union = np.zeros(c, np.int64), np.zeros(c, np.int64)
     f_counts = np.zeros((c, 4), np.int64)
     rough_logs, rough_n = np.zeros(c, np.float64), np.zeros(c, np.int64)
@@ -144,7 +156,10 @@ def evaluate_dataset(predictor: Predictor, dataset: PascalPartDataset, max_image
     bar = tqdm(loader, desc=f"evaluate {dataset.split}", disable=not progress or rank > 0, mininterval=5,
                dynamic_ncols=False, ncols=90)
     for index, (image, mask) in zip(indices[rank::world], bar):
-        pred = predictor.probabilities(image).argmax(0)
+        probs, plain = predictor.probabilities(image, with_plain=True)
+        pred = probs.argmax(0)
+        if conf_plain is not None:
+            conf_plain += metrics.confusion_matrix(plain.argmax(0), mask.to(pred.device), c)
         image_conf = metrics.confusion_matrix(pred, mask.to(pred.device), c)
         conf += image_conf
         per_image[dataset.ids[index]] = metrics.image_miou(image_conf)
@@ -159,11 +174,14 @@ def evaluate_dataset(predictor: Predictor, dataset: PascalPartDataset, max_image
             rough_logs[seen] += np.log(rough[seen])
             rough_n += seen
     if world > 1:
-        sum_across_ranks((conf, b_inter, b_union, f_counts, rough_logs, rough_n), predictor.device)
+        sum_across_ranks([a for a in (conf, conf_plain, b_inter, b_union, f_counts, rough_logs, rough_n) if a is not None],
+                         predictor.device)
         parts = [None] * world
         dist.all_gather_object(parts, per_image)
         per_image = {k: v for part in parts for k, v in part.items()}
     result = {"confusion": conf, "images": n, "per_image": {i: per_image[i] for i in sorted(per_image)}}
+    if conf_plain is not None:
+        result["confusion_plain"] = conf_plain
     if boundary:
         with np.errstate(divide="ignore", invalid="ignore"):
             result["boundary_iou"] = np.where(b_union > 0, b_inter / np.maximum(b_union, 1), np.nan)
@@ -205,7 +223,7 @@ def write_scores(run_dir: Path, score: dict, per_image: dict) -> None:
 def score_model(model, config: dict, data_root, device, progress: bool = True, num_workers: int = 2) -> dict:
     """The val scores of a model under the config's evaluation settings, with the boundary measures
     of the border analysis and each image's mIoU ("per_image") from the same pass (so it never predicts
-    the split a second time)."""
+    the split a second time); with test-time augmentation also the plain pass's scores ("without_tta")."""
     val_set = PascalPartDataset(data_root, config["val_split"])
     predictor = predictor_from_config(model, config, device)
     start = time.perf_counter()
@@ -213,6 +231,8 @@ def score_model(model, config: dict, data_root, device, progress: bool = True, n
                               num_workers=num_workers)
     score = metrics.scores(result["confusion"], val_set.class_names)
     score["boundary"] = metrics.boundary_scores(result, val_set.class_names)
+    if "confusion_plain" in result:
+        score["without_tta"] = metrics.scores(result["confusion_plain"], val_set.class_names)
     score.update(images=result["images"], split=config["val_split"], eval_seconds=round(time.perf_counter() - start, 1),
                  per_image=result["per_image"])
     return score

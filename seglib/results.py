@@ -91,6 +91,8 @@ def summary_row(run_dir) -> dict:
         "train_seconds": score.get("train_seconds"), "sec_per_iter": seconds_per_iteration(run_dir),
         "val_images": score.get("images"),
         "mIoU": round(score["mIoU"], 2), "mAcc": round(score["mAcc"], 2), "aAcc": round(score["aAcc"], 2),
+        # with test-time augmentation: the plain pass's mIoU from the same forward passes (what the augmentation gave)
+        "mIoU without TTA": round(score["without_tta"]["mIoU"], 2) if "without_tta" in score else None,
     }
     for name in REPORT_ORDER:
         if name in score["per_class"]:

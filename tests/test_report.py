@@ -315,6 +315,14 @@ def test_what_each_change_gave_is_read_from_the_runs(tmp_path):
     assert list(classes.columns) == ["cross-entropy", "+ hierarchy", "best recipe"]
     assert classes.loc["mean (mIoU)", "best recipe"] == "+2.00*" and classes.loc["head", "best recipe"] == "+0.10"
     assert claims.beyond_table(report.Study(tmp_path, pd.DataFrame(rows[:3]).assign(run="r"), main="paper")) is None
+    # the best recipe's flipped evaluation also scored its plain pass: one more row, the flip's share of the gain
+    frame = pd.DataFrame([{"run": f"r{i}", **r} for i, r in enumerate(rows)])
+    frame["mIoU without TTA"] = [None] * 3 + [52.0, 52.4, 51.6] + [None]
+    table = claims.beyond_table(report.Study(tmp_path, frame, main="paper"))
+    assert list(table.index) == ["cross-entropy", "+ hierarchy", "best recipe", "best recipe, no test-time aug."]
+    plain = table.loc["best recipe, no test-time aug."]
+    assert (plain["loss"], plain["rescale"], plain["test flip"], plain["seeds"]) == ("ce+lovasz", "0.5-2.0", "off", 3)
+    assert plain["mIoU"] == "52.00 ± 0.40" and plain["gain"] == "+1.00" and plain["verdict"] == "beyond noise"
 
 
 def test_border_measures_are_one_table_with_both_losses_under_each_measure():

@@ -109,6 +109,10 @@ def test_cli_train_evaluate_predict(sample_root, tmp_path, cli):
     assert proc.returncode == 0, proc.stderr
     assert "mean" in proc.stdout and "background" in proc.stdout
     assert yaml.safe_load((run / "config.yaml").read_text())["eval_flip"] is True
+    flipped = json.loads((run / "metrics.json").read_text())
+    assert set(flipped["without_tta"]) == {"mIoU", "mAcc", "aAcc", "per_class"}  # the unflipped pass, stored beside
+    from seglib.results import summary_row
+    assert summary_row(run)["mIoU without TTA"] == round(flipped["without_tta"]["mIoU"], 2)
     proc = cli("evaluate", "--run", run, "--json", tmp_path / "eval.json", "--scales", "0.75", "1.0", "--max-images", "2")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[1].startswith("mean")  # the report's form: mean row first
@@ -118,7 +122,7 @@ def test_cli_train_evaluate_predict(sample_root, tmp_path, cli):
     proc = cli("evaluate", "--run", run, "--update", "--no-flip", "--max-images", "2")
     assert proc.returncode == 0, proc.stderr
     stored = json.loads((run / "metrics.json").read_text())
-    assert stored["images"] == 2 and "boundary" in stored and stored["train_seconds"] > 0
+    assert stored["images"] == 2 and "boundary" in stored and stored["train_seconds"] > 0 and "without_tta" not in stored
     assert yaml.safe_load((run / "config.yaml").read_text())["eval_flip"] is False
     proc = cli("evaluate", "--run", tmp_path / "nothing", "--update")
     assert proc.returncode == 2 and "not a finished run" in proc.stderr
@@ -257,3 +261,27 @@ def test_a_setting_added_after_a_run_trained_counts_as_its_default(sample_root, 
     configs.save(saved, tmp_path / "run" / "config.yaml")
     assert configs.changed_settings(tmp_path / "run", config) == {}
     assert configs.changed_settings(tmp_path / "run", {**config, "hierarchy_weight": 0.4}) == {"hierarchy_weight": (0, 0.4)}
+
+
+def test_test_time_augmentation_also_scores_its_plain_pass_from_the_same_forward_passes(sample_root, monkeypatch):
+    """Issue 18's best recipe flips at test time: the same evaluation also scores the unflipped scale-1
+    pass (what the augmentation gave), equal to evaluating without augmentation, at no extra forward pass."""
+    from seglib import evaluate
+    from seglib.data import PascalPartDataset
+    from seglib.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("deeplabv3plus_lite2-d16", 7).eval()
+    val = PascalPartDataset(sample_root, "val")
+    calls = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda x: calls.append(len(x)) or forward(x))
+    tta = evaluate.evaluate_dataset(evaluate.Predictor(model, "deeplabv3plus_lite2-d16", 64, scales=(1.0, 0.75), flip=True),
+                                    val, max_images=2, progress=False, num_workers=0)
+    assert calls == [2, 2, 2, 2]  # per image: each scale's image and its flip, one batch; nothing more for the plain pass
+    plain = evaluate.evaluate_dataset(evaluate.Predictor(model, "deeplabv3plus_lite2-d16", 64), val, max_images=2,
+                                      progress=False, num_workers=0)
+    assert "confusion_plain" not in plain and plain["confusion"].sum() == tta["confusion_plain"].sum() > 0
+    assert (tta["confusion_plain"] == plain["confusion"]).all()
+    no_unit_scale = evaluate.Predictor(model, "deeplabv3plus_lite2-d16", 64, scales=(0.75,), flip=True)
+    assert "confusion_plain" not in evaluate.evaluate_dataset(no_unit_scale, val, max_images=1, progress=False, num_workers=0)
