@@ -85,12 +85,30 @@ def parse_extra(items, profile: str, seeds=(0,)) -> list[tuple[str, str, int]]:
     return out
 
 
+def finished_before(study, runs_root: Path, results_dir: Path, data: Path, ids, device: str):
+    """Yields the study's runs already finished (here with unchanged settings, their records exported; or elsewhere,
+    with a current record): results/ lists them from the start, whatever the training order (an experiment
+    added to a study trains its first seed before seeds of others that may have finished)."""
+    for experiment, run_profile, seed, tag in study:
+        run_dir, record = runs_root / tag, results_dir / "runs" / tag
+        config = configs.load(experiment, run_profile, {"seed": seed, "device": device})
+        if run_dir.exists() and configs.is_complete(run_dir) and not configs.changed_settings(run_dir, config):
+            records.export(run_dir, record, ids, device)
+            yield tag
+        elif not run_dir.exists() and records.stands_in(record, config, data, ids):
+            yield tag
+
+
 def train_study(study, data: Path, out: Path, force: bool, device: str, wanted) -> None:
-    """Train (or reuse) each run through its notebook, export its records and write results/ after each run,
-    so that results/summary.csv always lists the study's finished runs."""
+    """Train (or reuse) each run through its notebook, export its records and write results/ first and after
+    each run, so that results/summary.csv always lists the study's finished runs."""
     runs_root, executed, results_dir = out / "runs", out / "executed", out / "results"
     ids, rule = records.figure_ids(PascalPartDataset(data, "val"))
-    finished = []
+    ready, finished = set(), []
+    listed = lambda: [t for *_, t in study if t in ready or t in finished]  # in the study's order
+    for tag in [] if force else finished_before(study, runs_root, results_dir, data, ids, device):
+        ready.add(tag)
+        write_results(results_dir, listed(), ids, rule)
     for experiment, run_profile, seed, tag in study:
         run_dir, copy = runs_root / tag, executed / f"{EXPERIMENT}-{tag}.ipynb"
         config = configs.load(experiment, run_profile, {"seed": seed, "device": device})
@@ -115,7 +133,7 @@ def train_study(study, data: Path, out: Path, force: bool, device: str, wanted) 
                 raise SeglibError(f"{run_dir}: not finished; run the pipeline with its training step (without --only)")
             records.export(run_dir, record, ids, device)
         finished.append(tag)
-        write_results(results_dir, finished, ids, rule)  # after each run: a study days from its end renders too
+        write_results(results_dir, listed(), ids, rule)  # after each run: a study days from its end renders too
     records.prune(results_dir / "runs", set(finished))
 
 

@@ -68,7 +68,7 @@ def test_pipeline_trains_exports_records_and_renders_the_paper(smoke_pipeline):
     assert -1 not in positions and positions == sorted(positions), dict(zip(SECTIONS, positions))  # in paper order
     for needle in ("Table 1.", "Figure 1.", "the course report's Figure 5", "Boundary IoU", "roughness ratio",
                    "(a) Pretraining helps", "(b) Lovász-Softmax", "(c) 2000 iterations", "drawn at random (seed 0)",
-                   "DeepLabv3+ pretrained + hierarchy.", "Inference: 1 forward pass(es) per image", " images/s against ",
+                   "DeepLabv3+ pretrained + hierarchy.", "Inference: 1 forward pass per image", " images/s against ",
                    "What each change gave", "<th>hierarchy</th>", "each experiment's gain over it",
                    "Border measures per class"):
         assert needle in html, needle
@@ -310,6 +310,38 @@ def test_results_list_the_finished_runs_while_the_study_goes_on(smoke_pipeline, 
                      formats=("html",), experiments=STUDY)
     listed = pd.read_csv(out / "results" / "summary.csv").run.tolist()
     assert sorted(listed) == sorted(calls[:2])
+
+
+def test_runs_finished_out_of_training_order_are_listed_from_the_start(smoke_pipeline, study_data, monkeypatch):
+    """An experiment added to a study trains its first seed before the second seeds that have already
+    finished: while it trains, summary.csv must still list those (it listed only the runs before it)."""
+    from seglib import pipeline
+
+    out, _, _ = smoke_pipeline
+    first = pipeline.experiment_runs([0, 1], "smoke", experiments=STUDY)[0][3]
+    aside = out / "aside"
+    aside.mkdir()
+    shutil.move(out / "runs" / first, aside / "run")
+    shutil.move(out / "results" / "runs" / first, aside / "record")
+    (out / "results" / "summary.csv").unlink()
+    def stop_training(name, *args, **kwargs):
+        raise SeglibError(f"{name}: training stopped")
+
+    monkeypatch.setattr(pipeline, "execute", stop_training)
+    try:
+        with pytest.raises(SeglibError, match="02_experiment: training stopped"):
+            run_pipeline(profile="smoke", data=study_data, out=out, seeds=(0, 1), formats=("html",), experiments=STUDY,
+                         only=["02_experiment"])
+        listed = pd.read_csv(out / "results" / "summary.csv").run.tolist()
+        expected = [t for *_, t in pipeline.experiment_runs([0, 1], "smoke", experiments=STUDY)][1:]
+        assert listed == expected  # every finished run, in the study's order, though the first is untrained
+    finally:
+        shutil.move(aside / "run", out / "runs" / first)
+        shutil.move(aside / "record", out / "results" / "runs" / first)
+        aside.rmdir()
+        monkeypatch.undo()
+        run_pipeline(profile="smoke", data=study_data, out=out, seeds=(0, 1), formats=("html",), experiments=STUDY,
+                     only=["02_experiment"])  # summary.csv as it was
 
 
 def test_force_retrains_a_complete_run(smoke_pipeline, study_data, capsys):
