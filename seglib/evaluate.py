@@ -44,8 +44,9 @@ class Predictor:
         return out[..., :h, :w].float()
 
     @property
-    def augmented(self) -> bool:
-        return self.flip or self.scales != (1.0,)
+    def has_plain_pass(self) -> bool:
+        """Test-time augmentation whose passes include the plain one (scale 1, unflipped)."""
+        return (self.flip or self.scales != (1.0,)) and 1.0 in self.scales
 
     @torch.inference_mode()
     def probabilities(self, image, with_plain: bool = False):
@@ -63,7 +64,7 @@ class Predictor:
             logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
             probs = logits.softmax(1)
             total = total + probs[0] + (probs[1].flip(-1) if self.flip else 0)
-            if scale == 1.0 and self.augmented:
+            if scale == 1.0 and self.has_plain_pass:
                 plain = probs[0]
         total = total / (len(self.scales) * (2 if self.flip else 1))
         return (total, plain) if with_plain else total
@@ -148,7 +149,7 @@ def evaluate_dataset(predictor: Predictor, dataset: PascalPartDataset, max_image
                                          generator=torch.Generator().manual_seed(0))
     c = dataset.num_classes
     conf = np.zeros((c, c), np.int64)
-    conf_plain = np.zeros((c, c), np.int64) if predictor.augmented and 1.0 in predictor.scales else None
+    conf_plain = np.zeros((c, c), np.int64) if predictor.has_plain_pass else None
     b_inter, b_union = np.zeros(c, np.int64), np.zeros(c, np.int64)
     f_counts = np.zeros((c, 4), np.int64)
     rough_logs, rough_n = np.zeros(c, np.float64), np.zeros(c, np.int64)

@@ -85,17 +85,25 @@ def parse_extra(items, profile: str, seeds=(0,)) -> list[tuple[str, str, int]]:
     return out
 
 
+def finished_where(run_dir: Path, record: Path, config: dict, data: Path, ids) -> str | None:
+    """"here" (a complete run folder with these settings), "elsewhere" (no run folder, but a current record
+    stands in for it) or None (to train, or a stale run folder)."""
+    if not run_dir.exists():
+        return "elsewhere" if records.stands_in(record, config, data, ids) else None
+    return "here" if configs.is_complete(run_dir) and not configs.changed_settings(run_dir, config) else None
+
+
 def finished_before(study, runs_root: Path, results_dir: Path, data: Path, ids, device: str):
-    """Yields the study's runs already finished (here with unchanged settings, their records exported; or elsewhere,
-    with a current record): results/ lists them from the start, whatever the training order (an experiment
-    added to a study trains its first seed before seeds of others that may have finished)."""
+    """Yields the study's runs already finished (here, their records exported; or elsewhere): results/ lists
+    them from the start, whatever the training order (an experiment added to a study trains its first seed
+    before seeds of others that may have finished)."""
     for experiment, run_profile, seed, tag in study:
         run_dir, record = runs_root / tag, results_dir / "runs" / tag
-        config = configs.load(experiment, run_profile, {"seed": seed, "device": device})
-        if run_dir.exists() and configs.is_complete(run_dir) and not configs.changed_settings(run_dir, config):
+        where = finished_where(run_dir, record, configs.load(experiment, run_profile, {"seed": seed, "device": device}),
+                               data, ids)
+        if where == "here":
             records.export(run_dir, record, ids, device)
-            yield tag
-        elif not run_dir.exists() and records.stands_in(record, config, data, ids):
+        if where:
             yield tag
 
 
@@ -113,14 +121,15 @@ def train_study(study, data: Path, out: Path, force: bool, device: str, wanted) 
         run_dir, copy = runs_root / tag, executed / f"{EXPERIMENT}-{tag}.ipynb"
         config = configs.load(experiment, run_profile, {"seed": seed, "device": device})
         record = results_dir / "runs" / tag
-        if not force and not run_dir.exists() and records.stands_in(record, config, data, ids):
+        where = finished_where(run_dir, record, config, data, ids)
+        if not force and where == "elsewhere":
             print(f"[pipeline] {tag}: finished elsewhere; no run folder here, its record {record} is current, kept",
                   flush=True)
         else:
             error = None if force else stale_run_error(run_dir, config)
             if error:
                 raise error
-            current = configs.is_complete(run_dir) and not configs.changed_settings(run_dir, config)
+            current = where == "here"
             if wanted(EXPERIMENT) and not (current and _newer(copy, run_dir / "metrics.json") and not force):
                 # the notebook trains through train.ensure_trained (which skips a complete run unless forced,
                 # and scores it again if only its evaluation settings changed)
