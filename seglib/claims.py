@@ -158,24 +158,38 @@ def beyond_classes(study: Study) -> pd.DataFrame | None:
 
 def inference_cost(study: Study, experiment: str) -> str:
     """Forward passes per test image (a flip doubles them) and the measured evaluation speed (images/s
-    over the whole split, border measures included) beside the pretrained CE runs', with the difference
-    judged against run-to-run variation (a CPU's pace drifts between hours), saying so when the runs were
-    scored on different machines."""
-    scores = {exp: [(read_metrics(study.record(r)), r.val_images) for _, r in study.runs_of(exp).iterrows()]
+    over the whole split, border measures included) beside the pretrained CE runs'. Speeds are compared
+    only between runs scored on the same machine (the one most runs of both share), the difference judged
+    against run-to-run variation (a CPU's pace drifts between hours); with no machine in common the
+    speeds are shown and not compared."""
+    scored = {exp: [(eval_host(m), r.val_images / m["eval_seconds"])
+                    for _, r in study.runs_of(exp).iterrows()
+                    for m in [read_metrics(study.record(r))] if m.get("eval_seconds")]
               for exp in (experiment, PRETRAINED)}  # each record's metrics.json read once
-    speeds = {exp: [n / m["eval_seconds"] for m, n in scores[exp] if m.get("eval_seconds")] for exp in scores}
-    speed = lambda exp: fmt(speeds[exp], 2) if speeds[exp] else "n/a"
     passes = lambda exp: 2 if read_run_config(study.record(study.runs_of(exp).iloc[0]))["eval_flip"] else 1
     plural = lambda n: f"{n} forward pass{'' if n == 1 else 'es'}"
-    hosts = {m.get("host") for runs in scores.values() for m, _ in runs}
-    where = "one machine" if len(hosts) == 1 else f"{len(hosts)} different machines, so compare with care"
+    head = f"Inference: {plural(passes(experiment))} per image against {plural(passes(PRETRAINED))}"
+    shared = {h for h, _ in scored[experiment]} & {h for h, _ in scored[PRETRAINED]}
+    if not shared:
+        on = lambda exp: (f"{fmt([v for _, v in scored[exp]], 2)} images/s on "
+                          f"{', '.join(sorted({h for h, _ in scored[exp]}))}" if scored[exp] else "n/a")
+        return (f"{head}; evaluation {on(experiment)} against {on(PRETRAINED)} (border measures included): "
+                f"no machine scored both, so the speeds are not compared.")
+    host = max(sorted(shared), key=lambda h: sum(h == g for runs in scored.values() for g, _ in runs))
+    speeds = {exp: [v for h, v in runs if h == host] for exp, runs in scored.items()}
+    left_out = sum(len(runs) for runs in scored.values()) - sum(len(v) for v in speeds.values())
     gap = gap_vs_noise(speeds[PRETRAINED], speeds[experiment])
     judged = (f", a difference of {gap['difference']:+.2f} images/s that "
               f"{'exceeds' if gap['exceeds_noise'] else 'is within'} run-to-run variation (2 x {gap['noise']:.2f})"
               if np.isfinite(gap["noise"]) else "")
-    return (f"Inference: {plural(passes(experiment))} per image against {plural(passes(PRETRAINED))}; evaluation "
-            f"{speed(experiment)} images/s against {speed(PRETRAINED)} images/s (border measures included; "
-            f"measured on {where}){judged}.")
+    others = (f"; {left_out} run{'s' if left_out > 1 else ''} scored on other machines left out" if left_out else "")
+    return (f"{head}; evaluation {fmt(speeds[experiment], 2)} images/s against {fmt(speeds[PRETRAINED], 2)} "
+            f"images/s (border measures included; measured on one machine, {host}{others}){judged}.")
+
+
+def eval_host(metrics: dict) -> str:
+    """The machine a run was scored on (older records name only the machine it trained on)."""
+    return metrics.get("eval_host") or metrics.get("host") or metrics.get("device") or "an unnamed machine"
 
 
 def border_measures(study: Study, experiments=(CE, LOVASZ)) -> list[dict]:

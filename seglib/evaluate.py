@@ -19,7 +19,13 @@ from . import metrics
 from .data import PascalPartDataset
 from .errors import SeglibError
 from .models import STRIDE, build_model, normalization
-from .runtime import autocast, note_once, precision_for, resolve_device
+from .runtime import (
+    autocast,
+    host_description,
+    note_once,
+    precision_for,
+    resolve_device,
+)
 
 
 class Predictor:
@@ -235,7 +241,7 @@ def score_model(model, config: dict, data_root, device, progress: bool = True, n
     if "confusion_plain" in result:
         score["without_tta"] = metrics.scores(result["confusion_plain"], val_set.class_names)
     score.update(images=result["images"], split=config["val_split"], eval_seconds=round(time.perf_counter() - start, 1),
-                 per_image=result["per_image"])
+                 eval_host=host_description(device), per_image=result["per_image"])
     return score
 
 

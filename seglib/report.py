@@ -160,7 +160,7 @@ def method_table(study: Study) -> pd.DataFrame:
         "optimizer": f"SGD lr {config['lr']}, mom. {config['momentum']}, wd {config['weight_decay']}",
         "test-time augmentation": ("flip" if config["eval_flip"] else "none")
                                   + (f", scales {config['eval_scales']}" if config["eval_scales"] != [1.0] else ""),
-        "hardware": f"{metrics.get('host') or metrics.get('device', '?')} ({metrics.get('precision', '?')})",
+        "hardware": f"{' / '.join(dict.fromkeys(machines(study).values()))} ({metrics.get('precision', '?')})",
     }
     table = pd.DataFrame({"course report": COURSE_PROTOCOL, f"this study ({row.profile} profile)": ours})
     table.index.name = "aspect"
@@ -170,12 +170,32 @@ def method_table(study: Study) -> pd.DataFrame:
     return table
 
 
+def machines(study: Study) -> dict[str, str]:
+    """Run name -> the machine it trained on, as its record names it (GPU, or CPU model, threads and
+    whether it has native bf16): a CPU's pace differs threefold between machines of one kind."""
+    named = lambda m: m.get("host") or m.get("device") or "an unnamed machine"
+    return {row.run: named(read_metrics(study.record(row))) for _, row in study.summary.iterrows()}
+
+
+def machine_legend(study: Study) -> str:
+    """The runs table's caption sentence on machines: the one they all trained on, or each numbered."""
+    hosts = list(dict.fromkeys(machines(study).values()))
+    if len(hosts) == 1:
+        return f"All runs trained on one machine: {hosts[0]}."
+    return "Machines: " + "; ".join(f"{i}: {h}" for i, h in enumerate(hosts, 1)) + "."
+
+
 def runs_table(study: Study) -> pd.DataFrame:
-    """Appendix: one row per run: its settings, training pace and wall time, and scores."""
+    """Appendix: one row per run: its settings, the machine it trained on (numbered as machine_legend
+    says, where there were several), its training pace and wall time, and scores."""
     cols = ["experiment", "profile", "seed", "crop", "iterations", "precision", "sec_per_iter", "train_seconds",
             "mIoU", "mAcc", "aAcc"]
     table = study.summary[[c for c in cols if c in study.summary]].copy()
     table["experiment"] = [TITLES.get(e, e) for e in table.experiment]
+    hosts = machines(study)
+    numbers = {h: i for i, h in enumerate(dict.fromkeys(hosts.values()), 1)}
+    if len(numbers) > 1:
+        table.insert(table.columns.get_loc("precision"), "machine", [numbers[hosts[r]] for r in study.summary.run])
     if "train_seconds" in table:
         table["train_seconds"] = (table.train_seconds / 3600).round(1)
     table = table.rename(columns={"sec_per_iter": "s/it", "train_seconds": "wall h"})

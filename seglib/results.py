@@ -85,7 +85,7 @@ def summary_row(run_dir) -> dict:
         "weights": config["weights"] or "scratch", "loss": config["loss"], "seed": config["seed"],
         "iterations": config["iterations"], "crop": config["crop_size"],
         "train_size": config.get("train_size") or config["crop_size"], "device": score.get("device"),
-        "precision": score.get("precision"), "eval_flip": config["eval_flip"],
+        "host": score.get("host"), "precision": score.get("precision"), "eval_flip": config["eval_flip"],
         "eval_scales": " ".join(str(s) for s in config["eval_scales"]), "scale_range": "-".join(str(s) for s in config["scale_range"]),
         "hierarchy_weight": config.get("hierarchy_weight", 0.0),
         "train_seconds": score.get("train_seconds"), "sec_per_iter": seconds_per_iteration(run_dir),

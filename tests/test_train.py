@@ -113,6 +113,8 @@ def test_cli_train_evaluate_predict(sample_root, tmp_path, cli):
     assert set(flipped["without_tta"]) == {"mIoU", "mAcc", "aAcc", "per_class"}  # the unflipped pass, stored beside
     from seglib.results import summary_row
     assert summary_row(run)["mIoU without TTA"] == round(flipped["without_tta"]["mIoU"], 2)
+    # the machine it was scored on, beside the one it trained on: speeds compare only on one machine
+    assert flipped["eval_host"] == flipped["host"] == summary_row(run)["host"] and "bf16" in flipped["host"]
     proc = cli("evaluate", "--run", run, "--json", tmp_path / "eval.json", "--scales", "0.75", "1.0", "--max-images", "2")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[1].startswith("mean")  # the report's form: mean row first
@@ -123,6 +125,7 @@ def test_cli_train_evaluate_predict(sample_root, tmp_path, cli):
     assert proc.returncode == 0, proc.stderr
     stored = json.loads((run / "metrics.json").read_text())
     assert stored["images"] == 2 and "boundary" in stored and stored["train_seconds"] > 0 and "without_tta" not in stored
+    assert stored["eval_host"] and stored["host"] == flipped["host"]  # rescoring names its own machine, keeps training's
     assert yaml.safe_load((run / "config.yaml").read_text())["eval_flip"] is False
     proc = cli("evaluate", "--run", tmp_path / "nothing", "--update")
     assert proc.returncode == 2 and "not a finished run" in proc.stderr
