@@ -9,7 +9,6 @@ Layout under OUT: runs/ (run folders), executed/ (executed notebooks), figures/,
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import sys
 from pathlib import Path
@@ -21,7 +20,8 @@ from . import records
 from .data import PascalPartDataset, default_root
 from .errors import SeglibError
 from .paths import run_name, shipped
-from .results import read_metrics, seconds_per_iteration, summary
+from .results import summary
+from .status import study_status
 from .train import stale_run_error
 
 NOTEBOOKS_DIR = shipped("notebooks")
@@ -146,91 +146,6 @@ def train_study(study, data: Path, out: Path, force: bool, device: str, wanted) 
     records.prune(results_dir / "runs", set(finished))
 
 
-def study_status(study, out: Path) -> list[str]:
-    """One line per run of the study, in training order: finished (its mIoU; whether its record is
-    exported), how far an unfinished run got (its last checkpoint, where a rerun continues), or not started."""
-    import torch
-
-    def pace_key(config):  # what sets a step's cost: the same model, crop, batch and losses train at one pace
-        return tuple(str(config.get(k)) for k in ("model", "crop_size", "batch_size", "loss", "hierarchy_weight"))
-
-    measured = {}  # pace_key -> (s/iteration, the run it was measured on): finished runs first
-    for experiment, run_profile, seed, tag in study:
-        for folder in (out / "runs" / tag, out / "results" / "runs" / tag):
-            rate = seconds_per_iteration(folder) if (folder / "metrics.json").is_file() else None
-            if rate:
-                measured.setdefault(pace_key(configs.read_run_config(folder)), (rate, tag))
-    lines, left, unknown = [], 0.0, 0
-    for experiment, run_profile, seed, tag in study:
-        run_dir, record = out / "runs" / tag, out / "results" / "runs" / tag
-        config = configs.load(experiment, run_profile, {"seed": seed})
-        here, elsewhere = configs.is_complete(run_dir), not run_dir.exists() and records.complete(record)
-        if here or elsewhere:
-            folder, where = (run_dir, "") if here else (record, " elsewhere")
-            state = f"finished{where}, mIoU {read_metrics(folder)['mIoU']:.2f}"
-            if not here:
-                state += " (its record in results/; no run folder here)"
-            elif not records.complete(record):
-                state += ", record not exported yet"
-            changed = configs.changed_settings(folder, config)
-            if changed:  # the pipeline stops on such a run folder, and trains again where only such a record is
-                state = f"finished{where} with other settings ({configs.describe_changes(changed)})"
-        elif (run_dir / "last.pt").is_file():
-            checkpoint = torch.load(run_dir / "last.pt", map_location="cpu", mmap=True, weights_only=False)
-            iteration = checkpoint["iteration"]
-            state = f"at iteration {iteration} of {config['iterations']} (last checkpoint: a rerun continues there)"
-            history = checkpoint.get("history", [])
-            state += pace(history, config["iterations"])
-            rate = recent_rate(history)
-            if rate:
-                left += rate[0] * (config["iterations"] - history[-1]["iteration"])
-                measured.setdefault(pace_key(config), (rate[0], tag))  # for its next seeds, until one finishes
-            else:
-                unknown += 1
-        else:
-            state = "started, before its first checkpoint (a rerun starts it again)" if run_dir.is_dir() else "not started"
-            rate, source = measured.get(pace_key(config), (None, None))
-            if rate:
-                left += rate * config["iterations"]
-                state += f" (about {_duration(rate * config['iterations'])} at the {rate:.1f} s/iteration of {source})"
-            else:
-                unknown += 1
-        lines.append(f"{tag}: {state}")
-    if left or unknown:
-        lines.append(f"training left: about {_duration(left)} on this machine" + (
-            f", plus {unknown} run(s) with no pace measured yet" if unknown else ""))
-    return lines
-
-
-def _duration(seconds: float) -> str:
-    minutes = math.ceil(seconds / 60)
-    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
-
-
-def recent_rate(history: list[dict], window: int = 100) -> tuple[float, int] | None:
-    """(seconds per iteration, over how many iterations) from a checkpoint's loss log (iteration and
-    cumulative training seconds every log_every iterations), over its last `window` iterations; None
-    without two entries."""
-    if len(history) < 2:
-        return None
-    last = history[-1]
-    first = next(h for h in history if h["iteration"] >= last["iteration"] - window)
-    if first is last:
-        first = history[-2]
-    span = last["iteration"] - first["iteration"]
-    return (last["seconds"] - first["seconds"]) / span, span
-
-
-def pace(history: list[dict], iterations: int, window: int = 100) -> str:
-    """', 7.7 s/iteration over its last 100 iterations: about 3 h 25 min left'; '' without two entries."""
-    measured = recent_rate(history, window)
-    if not measured:
-        return ""
-    rate, span = measured
-    return (f", {rate:.1f} s/iteration over its last {span} iterations: "
-            f"about {_duration(rate * (iterations - history[-1]['iteration']))} left")
-
-
 def write_results(results_dir: Path, tags, ids, rule: str) -> None:
     """results/summary.csv over the named runs' records (the runs the report shows) and figures.json."""
     summary([results_dir / "runs" / tag for tag in tags]).to_csv(results_dir / "summary.csv", index=False)
@@ -253,7 +168,7 @@ def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), for
             raise SeglibError(f"unknown profile {profile!r}; choose one of: {', '.join(configs.PROFILES)}")
         study = experiment_runs(list(seeds), profile, parse_extra(extra, profile, tuple(seeds)), experiments)
         if status:  # where each run stands; nothing is trained or rendered
-            lines = study_status(study, out)
+            lines = study_status(study, out, device)
             print("\n".join(lines), flush=True)
             return {"status": lines}
         if not data.is_dir():

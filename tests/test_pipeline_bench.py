@@ -13,9 +13,10 @@ from conftest import REPO, run_cli
 from seglib import config as configs
 from seglib import records
 from seglib.errors import SeglibError
-from seglib.pipeline import NOTEBOOKS_DIR, pace, run_pipeline
+from seglib.pipeline import NOTEBOOKS_DIR, run_pipeline
 from seglib.report import fmt
 from seglib.results import seconds_per_iteration
+from seglib.status import pace
 
 RECORDS = REPO / "tests" / "records"  # a tiny committed record set: smoke runs of the embedded sample
 
@@ -280,6 +281,33 @@ def test_status_says_where_each_run_of_the_study_stands(smoke_pipeline, study_da
         assert re.fullmatch(r"training left: about \d+ min on this machine", lines[-1])  # every run's pace is known
     finally:
         shutil.rmtree(unfinished)
+
+
+def test_status_times_runs_not_started_at_this_machines_pace_where_it_has_one(smoke_pipeline):
+    """A CPU's pace differs threefold between machines of one kind: a run not started is timed from a
+    finished run of this machine before one of another, and one timed from another machine says so."""
+    out, _, _ = smoke_pipeline
+    runs = [out / "runs" / f"deeplabv3plus_pretrained_lovasz-smoke-seed{s}" for s in (0, 1)]
+    saved = {run: (run / "metrics.json").read_text() for run in runs}
+
+    def trained_elsewhere(run):
+        (run / "metrics.json").write_text(json.dumps({**json.loads(saved[run]), "host": "another CPU, 2 threads"}))
+
+    def state():
+        lines = run_pipeline(profile="smoke", out=out, seeds=(0, 1, 2), experiments=STUDY, status=True)["status"]
+        return dict(line.split(": ", 1) for line in lines)["deeplabv3plus_pretrained_lovasz-smoke-seed2"], lines[-1]
+
+    try:
+        trained_elsewhere(runs[0])
+        line, total = state()
+        assert "s/iteration of deeplabv3plus_pretrained_lovasz-smoke-seed1)" in line and "another machine" not in total
+        trained_elsewhere(runs[1])
+        line, total = state()
+        assert "s/iteration of deeplabv3plus_pretrained_lovasz-smoke-seed0, measured on another machine)" in line
+        assert "1 run(s) timed at another machine's pace" in total
+    finally:
+        for run, text in saved.items():
+            (run / "metrics.json").write_text(text)
 
 
 def test_pace_of_an_unfinished_run_comes_from_its_last_iterations():

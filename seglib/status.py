@@ -1,0 +1,113 @@
+"""Where a study stands (`make status`): per run, finished (its mIoU, whether its record is exported),
+how far an unfinished run got and its pace, or when a run not started would end, from the pace of a run
+with the same step cost, measured on this machine where one was (a CPU's pace differs threefold between
+machines of one kind), else on another, said so."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from . import config as configs
+from . import records
+from .results import read_metrics, seconds_per_iteration
+from .runtime import host_description, resolve_device
+
+
+def pace_key(config: dict) -> tuple:
+    """What sets a step's cost: the same model, crop, batch and losses train at one pace on one machine."""
+    return tuple(str(config.get(k)) for k in ("model", "crop_size", "batch_size", "loss", "hierarchy_weight"))
+
+
+def measured_paces(study, out: Path, here: str) -> dict:
+    """pace_key -> (s/iteration, the finished run it was measured on, whether on this machine): the
+    study's first finished run per key, one trained on this machine before any other."""
+    found = {}
+    for _, _, _, tag in study:  # a run folder here before its exported record
+        folder = next((f for f in (out / "runs" / tag, out / "results" / "runs" / tag) if (f / "metrics.json").is_file()), None)
+        rate = seconds_per_iteration(folder) if folder else None
+        if rate:
+            key, same = pace_key(configs.read_run_config(folder)), read_metrics(folder).get("host") == here
+            if key not in found or (same and not found[key][2]):
+                found[key] = (rate, tag, same)
+    return found
+
+
+def study_status(study, out: Path, device: str = "auto") -> list[str]:
+    """One line per run of the study, in training order, and the training time left on this machine."""
+    import torch
+
+    here = host_description(resolve_device(device))
+    measured = measured_paces(study, out, here)
+    lines, left, unknown, borrowed = [], 0.0, 0, 0
+    for experiment, run_profile, seed, tag in study:
+        run_dir, record = out / "runs" / tag, out / "results" / "runs" / tag
+        config = configs.load(experiment, run_profile, {"seed": seed})
+        here_done, elsewhere = configs.is_complete(run_dir), not run_dir.exists() and records.complete(record)
+        if here_done or elsewhere:
+            folder, where = (run_dir, "") if here_done else (record, " elsewhere")
+            state = f"finished{where}, mIoU {read_metrics(folder)['mIoU']:.2f}"
+            if not here_done:
+                state += " (its record in results/; no run folder here)"
+            elif not records.complete(record):
+                state += ", record not exported yet"
+            changed = configs.changed_settings(folder, config)
+            if changed:  # the pipeline stops on such a run folder, and trains again where only such a record is
+                state = f"finished{where} with other settings ({configs.describe_changes(changed)})"
+        elif (run_dir / "last.pt").is_file():
+            checkpoint = torch.load(run_dir / "last.pt", map_location="cpu", mmap=True, weights_only=False)
+            state = (f"at iteration {checkpoint['iteration']} of {config['iterations']} "
+                     "(last checkpoint: a rerun continues there)")
+            history = checkpoint.get("history", [])
+            state += pace(history, config["iterations"])
+            rate = recent_rate(history)
+            if rate:
+                left += rate[0] * (config["iterations"] - history[-1]["iteration"])
+                if not measured.get(pace_key(config), (0, 0, False))[2]:  # its pace here, for its next seeds
+                    measured[pace_key(config)] = (rate[0], tag, True)
+            else:
+                unknown += 1
+        else:
+            state = "started, before its first checkpoint (a rerun starts it again)" if run_dir.is_dir() else "not started"
+            rate, source, same = measured.get(pace_key(config), (None, None, False))
+            if rate:
+                left += rate * config["iterations"]
+                borrowed += not same
+                state += (f" (about {duration(rate * config['iterations'])} at the {rate:.1f} s/iteration of {source}"
+                          + ("" if same else ", measured on another machine") + ")")
+            else:
+                unknown += 1
+        lines.append(f"{tag}: {state}")
+    if left or unknown:
+        lines.append(f"training left: about {duration(left)} on this machine" + (
+            f", {borrowed} run(s) timed at another machine's pace" if borrowed else "") + (
+            f", plus {unknown} run(s) with no pace measured yet" if unknown else ""))
+    return lines
+
+
+def duration(seconds: float) -> str:
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
+def recent_rate(history: list[dict], window: int = 100) -> tuple[float, int] | None:
+    """(seconds per iteration, over how many iterations) from a checkpoint's loss log (iteration and
+    cumulative training seconds every log_every iterations), over its last `window` iterations; None
+    without two entries."""
+    if len(history) < 2:
+        return None
+    last = history[-1]
+    first = next(h for h in history if h["iteration"] >= last["iteration"] - window)
+    if first is last:
+        first = history[-2]
+    span = last["iteration"] - first["iteration"]
+    return (last["seconds"] - first["seconds"]) / span, span
+
+
+def pace(history: list[dict], iterations: int, window: int = 100) -> str:
+    """', 7.7 s/iteration over its last 100 iterations: about 3 h 25 min left'; '' without two entries."""
+    measured = recent_rate(history, window)
+    if not measured:
+        return ""
+    rate, span = measured
+    return (f", {rate:.1f} s/iteration over its last {span} iterations: "
+            f"about {duration(rate * (iterations - history[-1]['iteration']))} left")
