@@ -17,6 +17,7 @@ from .report import (
     R50_SCRATCH,
     Study,
     fmt,
+    machine,
     schedule,
     seeds_phrase,
 )
@@ -162,7 +163,7 @@ def inference_cost(study: Study, experiment: str) -> str:
     only between runs scored on the same machine (the one most runs of both share), the difference judged
     against run-to-run variation (a CPU's pace drifts between hours); with no machine in common the
     speeds are shown and not compared."""
-    scored = {exp: [(eval_host(m), r.val_images / m["eval_seconds"])
+    scored = {exp: [(machine(m, scored=True), r.val_images / m["eval_seconds"])
                     for _, r in study.runs_of(exp).iterrows()
                     for m in [read_metrics(study.record(r))] if m.get("eval_seconds")]
               for exp in (experiment, PRETRAINED)}  # each record's metrics.json read once
@@ -185,11 +186,6 @@ def inference_cost(study: Study, experiment: str) -> str:
     others = (f"; {left_out} run{'s' if left_out > 1 else ''} scored on other machines left out" if left_out else "")
     return (f"{head}; evaluation {fmt(speeds[experiment], 2)} images/s against {fmt(speeds[PRETRAINED], 2)} "
             f"images/s (border measures included; measured on one machine, {host}{others}){judged}.")
-
-
-def eval_host(metrics: dict) -> str:
-    """The machine a run was scored on (older records name only the machine it trained on)."""
-    return metrics.get("eval_host") or metrics.get("host") or metrics.get("device") or "an unnamed machine"
 
 
 def border_measures(study: Study, experiments=(CE, LOVASZ)) -> list[dict]:

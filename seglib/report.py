@@ -170,11 +170,15 @@ def method_table(study: Study) -> pd.DataFrame:
     return table
 
 
+def machine(metrics: dict, scored: bool = False) -> str:
+    """The machine a run trained on (scored=True: the one its evaluation ran on, which older records do
+    not name apart), as its metrics.json names it: GPU, or CPU model, threads and whether it has native bf16."""
+    return (scored and metrics.get("eval_host")) or metrics.get("host") or metrics.get("device") or "an unnamed machine"
+
+
 def machines(study: Study) -> dict[str, str]:
-    """Run name -> the machine it trained on, as its record names it (GPU, or CPU model, threads and
-    whether it has native bf16): a CPU's pace differs threefold between machines of one kind."""
-    named = lambda m: m.get("host") or m.get("device") or "an unnamed machine"
-    return {row.run: named(read_metrics(study.record(row))) for _, row in study.summary.iterrows()}
+    """Run name -> the machine it trained on: a CPU's pace differs threefold between machines of one kind."""
+    return {row.run: machine(read_metrics(study.record(row))) for _, row in study.summary.iterrows()}
 
 
 def machine_legend(study: Study) -> str:
