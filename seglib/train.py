@@ -39,6 +39,7 @@ from .models import build_model, normalization
 from .runtime import (
     autocast,
     host_description,
+    note_once,
     precision_for,
     resolve_device,
     training_memory_format,
@@ -142,6 +143,13 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
     curve_ids = curve_indices(len(val_set) if config["max_eval_images"] is None
                               else min(len(val_set), config["max_eval_images"]), config["curve_images"])
     precision = precision_for(config, device)  # after the data checks: a data error stays the only line
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False) if resume and checkpoint_path.is_file() else None
+    if state and state.get("precision", precision) != precision:
+        # one run, one precision: on another machine (with or without native bf16) it goes on as it began,
+        # so that its record's precision is the one every iteration trained in
+        note_once(f"{checkpoint_path}: trained in {state['precision']} so far; it goes on in {state['precision']}, "
+                  f"not the {precision} this machine would choose")
+        precision = state["precision"]
     mean, std = normalization(config["model"])
     train_set = SeededAugment(dataset, TrainPreset(config["crop_size"], mean, std, tuple(config["scale_range"]),
                                                      resize=config["train_size"]))
@@ -152,8 +160,7 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
                                 weight_decay=config["weight_decay"])
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     start, history, curve = 0, [], []
-    if resume and checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    if state:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
@@ -224,7 +231,8 @@ def train(config: dict, data_root, run_dir, resume: bool = False, progress: bool
             if is_main and (iteration % config["checkpoint_every"] == 0 or iteration == config["iterations"]):
                 save_checkpoint(checkpoint_path, model=model.state_dict(), optimizer=optimizer.state_dict(),
                                 scaler=scaler.state_dict(), rng=torch.get_rng_state(), iteration=iteration,
-                                history=history, curve=curve, num_classes=dataset.num_classes, class_names=dataset.class_names)
+                                history=history, curve=curve, num_classes=dataset.num_classes, class_names=dataset.class_names,
+                                precision=precision)
     finally:
         bar.close()
     train_seconds = history[-1]["seconds"] if history else 0.0

@@ -53,6 +53,30 @@ def test_resumed_run_matches_an_uninterrupted_one(sample_root, tmp_path, monkeyp
     assert resumed["mIoU"] == whole["mIoU"] and resumed["per_class"] == whole["per_class"]
 
 
+def test_a_run_resumed_on_another_cpu_keeps_the_precision_it_began_in(sample_root, tmp_path, monkeypatch, capsys):
+    """fcn_unet_scratch asks for bf16, which runs as fp32 without native bf16: begun on such a CPU and
+    resumed on one with native bf16, it goes on in fp32, and its record says fp32 (not half and half
+    under a bf16 label)."""
+    config = configs.load("fcn_unet_scratch", "smoke", {"iterations": 4, "checkpoint_every": 2})
+    real_save = train_module.save_checkpoint
+
+    def save_then_die(path, **state):
+        real_save(path, **state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setenv("SEGLIB_NATIVE_BF16", "0")
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, sample_root, tmp_path / "run", progress=False)
+    monkeypatch.setattr(train_module, "save_checkpoint", real_save)
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["precision"] == "fp32"
+    monkeypatch.setenv("SEGLIB_NATIVE_BF16", "1")  # the other machine
+    train(config, sample_root, tmp_path / "run", resume=True, progress=False)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["precision"] == "fp32"
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["precision"] == "fp32"
+    assert "trained in fp32 so far; it goes on in fp32, not the bf16 this machine would choose" in capsys.readouterr().out
+
+
 def test_non_finite_loss_stops_the_run_with_a_clear_message(sample_root, tmp_path, monkeypatch):
     calls = []
 
