@@ -131,12 +131,14 @@ def cmd_pipeline(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .config import PROFILES
+
     parser = argparse.ArgumentParser(prog="python -m seglib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one experiment into a run folder")
     p.add_argument("--experiment", required=True)
-    p.add_argument("--profile", default="paper", help="paper | cpu | cpu512 | smoke (default paper)")
+    p.add_argument("--profile", default="paper", help=f"{' | '.join(PROFILES)} (default paper)")
     _data_arg(p)
     p.add_argument("--out", type=Path, help="run folder (default runs/EXPERIMENT-PROFILE-seedN)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")

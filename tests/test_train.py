@@ -126,6 +126,14 @@ def test_config_errors_are_one_line(tmp_path):
         assert proc.returncode == 2 and proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr
 
 
+def test_train_help_names_every_profile():
+    """--help had listed four profiles after paper256 was added, so the scratch runs' profile was hidden."""
+    from seglib.cli import build_parser
+
+    train_help = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    assert all(profile in train_help for profile in configs.PROFILES)
+
+
 def test_cli_train_evaluate_predict(sample_root, tmp_path, cli):
     run = tmp_path / "run"
     proc = run_cli("train", "--experiment", "deeplabv3plus_pretrained", "--profile", "smoke", "--out", run,
