@@ -26,8 +26,10 @@ from .results import (
     difference_vs_noise,
     gap_verdict,
     gap_vs_noise,
+    groups,
     read_metrics,
     short_verdict,
+    title,
 )
 
 BORDER_MEASURES = {"boundary_iou": "Boundary IoU (%)", "boundary_f": "boundary F-score (%)",
@@ -219,10 +221,10 @@ def lovasz_claim(study: Study) -> list[str]:
     return lines
 
 
-def curve_frames(study: Study, experiment: str) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
-    """(curve.csv per seed, log.csv per seed) of an experiment's main-profile runs."""
+def curve_frames(study: Study, experiment: str, profile: str | None = None) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
+    """(curve.csv per seed, log.csv per seed) of an experiment's runs of one profile (the main one by default)."""
     curves, logs = [], []
-    for _, row in study.runs_of(experiment).iterrows():
+    for _, row in study.runs_of(experiment, profile).iterrows():
         folder = study.record(row)
         if (folder / "curve.csv").is_file():
             curves.append(pd.read_csv(folder / "curve.csv"))
@@ -230,13 +232,24 @@ def curve_frames(study: Study, experiment: str) -> tuple[list[pd.DataFrame], lis
     return curves, logs
 
 
+def all_curves(study: Study) -> tuple[dict[str, list], dict[str, list]]:
+    """Every experiment's curves and logs, one entry per profile it ran under ("[paper256]" marks the
+    scratch models' crop-256 runs), for plots.learning_curves: {label: [DataFrame per seed]}."""
+    curves, logs = {}, {}
+    for experiment, profile, _ in groups(study.summary, study.main):
+        c, l = curve_frames(study, experiment, profile)
+        if l:
+            label = title(experiment, profile, study.main)
+            curves[label], logs[label] = c, l
+    return curves, logs
+
+
 def iterations_claim(study: Study) -> tuple[pd.DataFrame | None, list[str]]:
-    """Claim (c), "2000 iterations were enough: loss and performance stopped improving": per experiment,
-    the val mIoU (learning curve, fixed subset) a quarter of the schedule before the end and at the end,
-    the change per seed, and whether it rises beyond its spread over seeds."""
+    """Claim (c), "2000 iterations were enough: loss and performance stopped improving": per experiment
+    (and profile), the val mIoU (learning curve, fixed subset) a quarter of the schedule before the end and
+    at the end, the change per seed, and whether it rises beyond its spread over seeds."""
     rows, groups_by_state = [], {}
-    for experiment in TITLES:
-        curves, _ = curve_frames(study, experiment)
+    for label, curves in all_curves(study)[0].items():
         before, after = [], []
         for curve in curves:
             last = curve.iteration.max()
@@ -253,9 +266,9 @@ def iterations_claim(study: Study) -> tuple[pd.DataFrame | None, list[str]]:
             state = "still rising"
         else:
             state = "flattened"
-        groups_by_state.setdefault(state, []).append(TITLES[experiment])
+        groups_by_state.setdefault(state, []).append(label)
         last = int(curves[0].iteration.max())
-        rows.append({"experiment": TITLES[experiment], "seeds": len(change), "iterations": last,
+        rows.append({"experiment": label, "seeds": len(change), "iterations": last,
                      "mIoU 3/4 through": fmt(before), "mIoU at the end": fmt(after),
                      "change": fmt(change), "verdict": state})
     if not rows:

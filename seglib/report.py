@@ -22,6 +22,7 @@ from .results import (
     groups,
     main_profile,
     read_metrics,
+    schedule_caption,
     title,
 )
 
@@ -107,14 +108,17 @@ def runs_sentence(study: Study) -> str:
 
 
 def abstract(study: Study) -> str:
-    """The abstract's numbers, from the study's runs."""
+    """The abstract's numbers, from the study's runs; a run of another profile (the scratch models at crop 256)
+    is named with its schedule, so that no reader takes it for the course report's protocol."""
     parts = []
     for experiment, profile, runs in groups(study.summary, study.main):
-        if profile != study.main or runs.empty:
+        if runs.empty:
             continue
-        parts.append(f"{TITLES[experiment]} {fmt(runs.mIoU)} mIoU ({seeds_phrase(len(runs))}; course report "
-                     f"{course_report()[experiment]['mIoU']:.2f})" if experiment in course_report()
-                     else f"{TITLES[experiment]} {fmt(runs.mIoU)} mIoU ({seeds_phrase(len(runs))})")
+        theirs = course_report().get(experiment)
+        other = f"{schedule_caption(runs)}; " if profile != study.main else ""
+        at = " at crop 512" if other and theirs else ""
+        parts.append(f"{TITLES[experiment]} {fmt(runs.mIoU)} mIoU ({other}{seeds_phrase(len(runs))}"
+                     + (f"; course report {theirs['mIoU']:.2f}{at})" if theirs else ")"))
     return "; ".join(parts)
 
 

@@ -376,3 +376,39 @@ def test_seeds_phrase_says_mean_only_over_several_seeds():
     assert report.seeds_phrase(1, mean=True) == "1 seed"  # not "mean over 1 seed"
     assert report.seeds_phrase(3, mean=True) == "mean over 3 seeds"
     assert report.seeds_phrase(2) == "2 seeds"
+
+
+def test_the_abstract_names_a_run_of_another_profile_with_its_schedule():
+    """The scratch models trained at crop 256 (profile paper256) belong in the abstract, but labelled: a
+    bare '22.18 mIoU (course report 24.31)' would read as the course report's crop-512 protocol. The
+    abstract had left such runs out."""
+    from conftest import REPO
+
+    study = report.load_study(REPO / "tests" / "records")
+    extra = study.summary[study.summary.experiment == report.PRETRAINED].iloc[[0]].copy()
+    extra[["experiment", "profile", "crop", "train_size", "iterations", "mIoU"]] = [
+        report.R50_SCRATCH, "paper256", 256, 256, 2000, 21.5]
+    text = report.abstract(report.Study(study.results, pd.concat([study.summary, extra]), study.records,
+                                        main=study.main))
+    theirs = report.course_report()[report.R50_SCRATCH]["mIoU"]
+    assert (f"DeepLabv3+ R50 (scratch) 21.50 mIoU (crop 256, 2000 iterations; 1 seed; course report "
+            f"{theirs:.2f} at crop 512)") in text
+    assert "DeepLabv3+ pretrained " in text and "[paper256]" not in text
+
+
+def test_the_learning_curves_show_the_runs_of_another_profile_too():
+    """Claim (c) is about the scratch models above all, yet their crop-256 runs (profile paper256) had no
+    curve in Figure 5 nor a row in the schedule table: only the main profile's runs were drawn."""
+    from conftest import REPO
+
+    from seglib import claims
+
+    study = report.load_study(REPO / "tests" / "records")
+    extra = study.summary[study.summary.experiment == report.PRETRAINED].iloc[[0]].copy()
+    extra[["experiment", "profile"]] = [report.R50_SCRATCH, "paper256"]
+    both = report.Study(study.results, pd.concat([study.summary, extra]), study.records, main=study.main)
+    curves, logs = claims.all_curves(both)
+    assert "DeepLabv3+ R50 (scratch) [paper256]" in curves and "DeepLabv3+ pretrained" in curves
+    assert len(logs["DeepLabv3+ pretrained"]) == 2  # the main profile's two seeds, unchanged
+    table, _ = claims.iterations_claim(both)
+    assert "DeepLabv3+ R50 (scratch) [paper256]" in table.index
