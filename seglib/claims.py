@@ -116,6 +116,13 @@ def _ran_beyond(study: Study) -> list[tuple[str, pd.DataFrame]]:
     return [(e, study.runs_of(e)) for e in BEYOND if not study.runs_of(e).empty]
 
 
+def beyond_pending(study: Study) -> str:
+    """The section's sentence naming its experiments that have no run yet ("" once all have run), so that
+    a reader of its introduction does not look for their rows."""
+    missing = [TITLES[e] for e in BEYOND if study.runs_of(e).empty]
+    return f"Not run yet, so absent from the tables: {'; '.join(missing)}." if missing else ""
+
+
 def beyond_table(study: Study) -> pd.DataFrame | None:
     """What each change gave: the pretrained cross-entropy runs, then each experiment beyond the course
     report (short names), with the recipe settings that differ between them (read from the runs, a column
@@ -124,7 +131,11 @@ def beyond_table(study: Study) -> pd.DataFrame | None:
     if base.empty or not ran:
         return None
     groups = [(PRETRAINED, base)] + ran
-    word = lambda value: {"True": "on", "False": "off"}.get(str(value), str(value))
+    def word(column, value):
+        if column == "hierarchy_weight" and float(value) == 0:
+            return "off"
+        return {"True": "on", "False": "off"}.get(str(value), str(value))
+
     varied = [c for c in RECIPE_COLUMNS if c in base and len({str(runs.iloc[0][c]) for _, runs in groups}) > 1]
     rows = []
 
@@ -135,7 +146,7 @@ def beyond_table(study: Study) -> pd.DataFrame | None:
                      "verdict": "baseline" if baseline else short_verdict(gap)})
 
     for experiment, runs in groups:
-        settings = {RECIPE_COLUMNS[c]: word(runs.iloc[0][c]) for c in varied}
+        settings = {RECIPE_COLUMNS[c]: word(c, runs.iloc[0][c]) for c in varied}
         row(SHORT.get(experiment, "cross-entropy"), settings, runs.mIoU, experiment == PRETRAINED)
         plain = runs.get("mIoU without TTA", pd.Series(dtype=float)).dropna()
         if experiment != PRETRAINED and len(plain) == len(runs):  # the same runs' plain pass: what the TTA gave

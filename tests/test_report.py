@@ -412,3 +412,18 @@ def test_the_learning_curves_show_the_runs_of_another_profile_too():
     assert len(logs["DeepLabv3+ pretrained"]) == 2  # the main profile's two seeds, unchanged
     table, _ = claims.iterations_claim(both)
     assert "DeepLabv3+ R50 (scratch) [paper256]" in table.index
+
+
+def test_the_beyond_section_names_the_experiments_without_runs_and_says_off_for_no_hierarchy(tmp_path):
+    """Its introduction describes three experiments: a reader must learn which of them have not run yet
+    instead of looking for their rows; a hierarchy weight of 0 reads "off", not "0.0"."""
+    base = {"profile": "paper", "loss": "ce", "hierarchy_weight": 0.0, "crop": 512, "iterations": 2000}
+    rows = [{**base, "experiment": "deeplabv3plus_pretrained", "seed": s, "mIoU": m} for s, m in ((0, 51.0), (1, 51.4))]
+    rows += [{**base, "experiment": "deeplabv3plus_pretrained_hierarchy", "hierarchy_weight": 0.4, "seed": 0, "mIoU": 51.2}]
+    study = report.Study(tmp_path, pd.DataFrame([{"run": f"r{i}", **r} for i, r in enumerate(rows)]), main="paper")
+    assert claims.beyond_pending(study) == ("Not run yet, so absent from the tables: DeepLabv3+ pretrained, CE + Lovász; "
+                                            "DeepLabv3+ pretrained, best recipe.")
+    assert list(claims.beyond_table(study)["hierarchy"]) == ["off", "0.4"]
+    everything = report.Study(tmp_path, pd.DataFrame([{"run": f"r{i}", **r, "experiment": e} for i, (r, e) in enumerate(
+        zip(rows * 3, claims.BEYOND * 3))]), main="paper")
+    assert claims.beyond_pending(everything) == ""
