@@ -164,7 +164,7 @@ def method_table(study: Study) -> pd.DataFrame:
         "optimizer": f"SGD lr {config['lr']}, mom. {config['momentum']}, wd {config['weight_decay']}",
         "test-time augmentation": ("flip" if config["eval_flip"] else "none")
                                   + (f", scales {config['eval_scales']}" if config["eval_scales"] != [1.0] else ""),
-        "hardware": f"{' / '.join(dict.fromkeys(machines(study).values()))} ({metrics.get('precision', '?')})",
+        "hardware": hardware(study, metrics),
     }
     table = pd.DataFrame({"course report": COURSE_PROTOCOL, f"this study ({row.profile} profile)": ours})
     table.index.name = "aspect"
@@ -183,6 +183,16 @@ def machine(metrics: dict, scored: bool = False) -> str:
 def machines(study: Study) -> dict[str, str]:
     """Run name -> the machine it trained on: a CPU's pace differs threefold between machines of one kind."""
     return {row.run: machine(read_metrics(study.record(row))) for _, row in study.summary.iterrows()}
+
+
+def hardware(study: Study, metrics: dict) -> str:
+    """The protocol table's hardware cell: the one machine every run trained on, or how many there were
+    (the appendix names each run's: a list of CPU names here would shrink the whole table to fit the page);
+    then the precisions the runs trained in."""
+    hosts = list(dict.fromkeys(machines(study).values()))
+    where = hosts[0] if len(hosts) == 1 else f"{len(hosts)} machines (appendix)"
+    precisions = sorted(set(study.summary.precision.dropna().astype(str))) if "precision" in study.summary else []
+    return f"{where}; {', '.join(precisions) or metrics.get('precision', '?')}"
 
 
 def machine_legend(study: Study) -> str:

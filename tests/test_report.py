@@ -149,14 +149,18 @@ def test_runs_from_several_machines_are_numbered_in_the_appendix_and_the_protoco
     study = report.load_study(results)
     one = study.summary.run.iloc[-1]
     assert "machine" not in report.runs_table(study) and report.machine_legend(study).startswith("All runs trained on one machine: ")
+    precisions = ", ".join(sorted(set(study.summary.precision.astype(str))))
+    assert report.method_table(study).loc["hardware"].iloc[1] == f"{report.machines(study)[one]}; {precisions}"
     path = results / "runs" / one / "metrics.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), "host": "CPU B, 2 threads, native bf16"}))
     study = report.load_study(results)
     table, first = report.runs_table(study), report.machines(study)[study.summary.run.iloc[0]]
     assert list(table.machine) == [2 if run == one else 1 for run in study.summary.run]
     assert report.machine_legend(study) == f"Machines: 1: {first}; 2: CPU B, 2 threads, native bf16."
+    # the protocol table counts them and sends the reader to the appendix: every CPU's name in one cell
+    # shrank the whole table to an unreadable size in the PDF
     hardware = report.method_table(study).loc["hardware"].iloc[1]
-    assert first in hardware and "CPU B, 2 threads, native bf16" in hardware
+    assert hardware.startswith("2 machines (appendix); ") and "CPU B" not in hardware
 
 
 def test_captions_are_numbered_in_order_per_kind():
