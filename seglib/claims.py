@@ -119,7 +119,8 @@ def _ran_beyond(study: Study) -> list[tuple[str, pd.DataFrame]]:
 def beyond_pending(study: Study) -> str:
     """The section's sentence naming its experiments that have no run yet ("" once all have run), so that
     a reader of its introduction does not look for their rows."""
-    missing = [TITLES[e] for e in BEYOND if study.runs_of(e).empty]
+    ran = {experiment for experiment, _ in _ran_beyond(study)}
+    missing = [TITLES[e] for e in BEYOND if e not in ran]
     return f"Not run yet, so absent from the tables: {'; '.join(missing)}." if missing else ""
 
 
@@ -232,10 +233,10 @@ def lovasz_claim(study: Study) -> list[str]:
     return lines
 
 
-def curve_frames(study: Study, experiment: str, profile: str | None = None) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
-    """(curve.csv per seed, log.csv per seed) of an experiment's runs of one profile (the main one by default)."""
+def curve_frames(study: Study, runs: pd.DataFrame) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
+    """(curve.csv per seed, log.csv per seed) of one experiment's runs of one profile (rows of the summary)."""
     curves, logs = [], []
-    for _, row in study.runs_of(experiment, profile).iterrows():
+    for _, row in runs.iterrows():
         folder = study.record(row)
         if (folder / "curve.csv").is_file():
             curves.append(pd.read_csv(folder / "curve.csv"))
@@ -247,8 +248,8 @@ def all_curves(study: Study) -> tuple[dict[str, list], dict[str, list]]:
     """Every experiment's curves and logs, one entry per profile it ran under ("[paper256]" marks the
     scratch models' crop-256 runs), for plots.learning_curves: {label: [DataFrame per seed]}."""
     curves, logs = {}, {}
-    for experiment, profile, _ in groups(study.summary, study.main):
-        c, l = curve_frames(study, experiment, profile)
+    for experiment, profile, runs in groups(study.summary, study.main):
+        c, l = curve_frames(study, runs)
         if l:
             label = title(experiment, profile, study.main)
             curves[label], logs[label] = c, l
