@@ -3,6 +3,9 @@ model, plus evaluation and data-pipeline throughput. seglib's side uses the prec
 format that the experiment files set for the model (measured per model: see docs/performance.md).
 
 python -m seglib bench --model deeplabv3plus_r50-d8 --crop 256 --batch 4 --iters 10 --json bench.json
+
+And the inference cost of experiments side by side (the report's "Beyond the course report" reads it):
+python -m seglib bench --experiments deeplabv3plus_pretrained deeplabv3plus_pretrained_best --json results/inference.json
 """
 from __future__ import annotations
 
@@ -11,13 +14,20 @@ import time
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from . import config as configs
 from .data import PascalPartDataset, SeededAugment, default_root
-from .evaluate import Predictor
+from .evaluate import Predictor, predictor_from_config
 from .losses import build_loss
 from .models import build_model, normalization
-from .runtime import autocast, precision_for, resolve_device, training_memory_format
+from .runtime import (
+    autocast,
+    host_description,
+    precision_for,
+    resolve_device,
+    training_memory_format,
+)
 from .train import _compute_loss
 from .transforms import TrainPreset
 
@@ -129,4 +139,49 @@ def run_benchmark(model="deeplabv3plus_r50-d8", crop=256, batch=4, iters=10, dev
     width = max(map(len, result))
     for key, value in result.items():
         print(f"{key:<{width}}  {value}")
+    return result
+
+
+def inference_speed(experiments, profile="paper", data=None, images=20, rounds=3, device="auto") -> dict:
+    """Images/s of each experiment's inference as its config sets it (model, evaluation size, precision,
+    memory format, test-time augmentation) on the same val photos. The experiments are timed in turn,
+    round after round, so that a CPU's drift between hours falls on all of them alike, and the rounds give
+    the run-to-run variation the differences are judged against. The weights are random: the arithmetic,
+    hence the time, does not depend on them. An experiment with test-time augmentation is also timed
+    without it (its plain pass), which is what the augmentation costs."""
+    device = resolve_device(device)
+    data_root = data or default_root()
+    val = PascalPartDataset(data_root, "val")
+    photos = [val.load(i)[0] for i in range(min(len(val), images))]
+    predictors = {}
+    for experiment in experiments:
+        config = configs.load(experiment, profile)
+        model = build_model(config["model"], val.num_classes, hierarchy=config["hierarchy_weight"] > 0).to(device)
+        model = model.to(memory_format=torch.channels_last if config["channels_last"] else torch.contiguous_format)
+        timed = {"tta": predictor_from_config(model, config, device)}
+        if timed["tta"].flip or timed["tta"].scales != (1.0,):
+            timed["plain"] = predictor_from_config(model, config, device, flip=False, scales=(1.0,))
+        predictors[experiment] = (config, timed)
+    speeds = {(e, k): [] for e, (_, timed) in predictors.items() for k in timed}
+    for experiment, (_, timed) in predictors.items():  # warm-up: first calls allocate and pick kernels
+        for predictor in timed.values():
+            predictor.predict(photos[0])
+    bar = tqdm(total=rounds * len(speeds), desc="inference", unit="timing", mininterval=5, ncols=90)
+    for _ in range(rounds):
+        for experiment, (_, timed) in predictors.items():
+            for kind, predictor in timed.items():
+                seconds = _time_steps(lambda run=predictor: [run.predict(p) for p in photos], 1, 0, device)
+                speeds[experiment, kind].append(round(len(photos) / seconds, 3))
+                bar.update()
+    bar.close()
+    result = {"profile": profile, "device": device.type, "machine": host_description(device),
+              "torch": torch.__version__, "images": len(photos), "rounds": rounds, "experiments": {}}
+    for experiment, (config, timed) in predictors.items():
+        tta = timed["tta"]
+        entry = {"model": config["model"], "eval_size": tta.eval_size, "precision": tta.precision,
+                 "passes": len(tta.scales) * (2 if tta.flip else 1), "images_per_s": speeds[experiment, "tta"]}
+        if "plain" in timed:
+            entry["plain_images_per_s"] = speeds[experiment, "plain"]
+        result["experiments"][experiment] = entry
+        print(f"{experiment:<40} {entry['passes']} pass(es)  {sum(entry['images_per_s']) / rounds:.3f} images/s")
     return result

@@ -116,6 +116,14 @@ def _ran_beyond(study: Study) -> list[tuple[str, pd.DataFrame]]:
     return [(e, study.runs_of(e)) for e in BEYOND if not study.runs_of(e).empty]
 
 
+def beyond_table_speed(study: Study) -> str:
+    """The caption's sentence on beyond_table's images/s column ("" without results/inference.json)."""
+    if not study.inference.get("experiments"):
+        return ""
+    return (f"images/s: inference speed of each setting ({bench_setting(study)}; results/inference.json, from "
+            "seglib bench --experiments); n/a where not timed.")
+
+
 def beyond_pending(study: Study) -> str:
     """The section's sentence naming its experiments that have no run yet ("" once all have run), so that
     a reader of its introduction does not look for their rows."""
@@ -127,7 +135,8 @@ def beyond_pending(study: Study) -> str:
 def beyond_table(study: Study) -> pd.DataFrame | None:
     """What each change gave: the pretrained cross-entropy runs, then each experiment beyond the course
     report (short names), with the recipe settings that differ between them (read from the runs, a column
-    each), mIoU over seeds, the gain and its verdict against seed variation. None until one of them has run."""
+    each), mIoU over seeds, the gain and its verdict against seed variation, and the inference speed where
+    results/inference.json has it. None until one of them has run."""
     base, ran = study.runs_of(PRETRAINED), _ran_beyond(study)
     if base.empty or not ran:
         return None
@@ -140,19 +149,25 @@ def beyond_table(study: Study) -> pd.DataFrame | None:
     varied = [c for c in RECIPE_COLUMNS if c in base and len({str(runs.iloc[0][c]) for _, runs in groups}) > 1]
     rows = []
 
-    def row(name, settings, scores, baseline=False):
+    timed = study.inference.get("experiments", {})
+
+    def row(name, settings, scores, baseline=False, speed=None):
         gap = gap_vs_noise(base.mIoU, scores)
         rows.append({"experiment": name, **settings, "seeds": len(scores), "mIoU": fmt(scores),
                      "gain": "" if baseline else f"{gap['difference']:+.2f}",
-                     "verdict": "baseline" if baseline else short_verdict(gap)})
+                     "verdict": "baseline" if baseline else short_verdict(gap),
+                     **({"images/s": fmt(speed or [], 2)} if timed else {})})
 
     for experiment, runs in groups:
         settings = {RECIPE_COLUMNS[c]: word(c, runs.iloc[0][c]) for c in varied}
-        row(SHORT.get(experiment, "cross-entropy"), settings, runs.mIoU, experiment == PRETRAINED)
+        speed = timed.get(experiment, {})
+        row(SHORT.get(experiment, "cross-entropy"), settings, runs.mIoU, experiment == PRETRAINED,
+            speed.get("images_per_s"))
         plain = runs.get("mIoU without TTA", pd.Series(dtype=float)).dropna()
         if experiment != PRETRAINED and len(plain) == len(runs):  # the same runs' plain pass: what the TTA gave
             off = {"test flip": "off", "test scales": "1.0"}
-            row(f"{SHORT[experiment]}, no test-time aug.", {k: off.get(k, v) for k, v in settings.items()}, plain)
+            row(f"{SHORT[experiment]}, no test-time aug.", {k: off.get(k, v) for k, v in settings.items()}, plain,
+                speed=speed.get("plain_images_per_s"))
     return pd.DataFrame(rows).set_index("experiment")
 
 
@@ -172,18 +187,38 @@ def beyond_classes(study: Study) -> pd.DataFrame | None:
 
 
 def inference_cost(study: Study, experiment: str) -> str:
-    """Forward passes per test image (a flip doubles them) and the measured evaluation speed (images/s
-    over the whole split, border measures included) beside the pretrained CE runs'. Speeds are compared
-    only between runs scored on the same machine (the one most runs of both share), the difference judged
-    against run-to-run variation (a CPU's pace drifts between hours); with no machine in common the
-    speeds are shown and not compared."""
+    """Forward passes per test image (a flip doubles them) and the inference speed beside the pretrained CE
+    runs': from results/inference.json (seglib bench --experiments: both timed in turn on the same photos
+    and machine, the difference judged against round-to-round variation) where it has both, else from the
+    seconds each run's evaluation took (border measures included)."""
+    passes = lambda exp: 2 if read_run_config(study.record(study.runs_of(exp).iloc[0]))["eval_flip"] else 1
+    plural = lambda n: f"{n} forward pass{'' if n == 1 else 'es'}"
+    head = f"Inference: {plural(passes(experiment))} per image against {plural(passes(PRETRAINED))}"
+    timed = study.inference.get("experiments", {})
+    if experiment in timed and PRETRAINED in timed:
+        a, b = timed[PRETRAINED]["images_per_s"], timed[experiment]["images_per_s"]
+        gap = gap_vs_noise(a, b)
+        return (f"{head}; {fmt(b, 2)} images/s against {fmt(a, 2)} images/s ({bench_setting(study)}), "
+                f"a difference of {gap['difference']:+.2f} images/s that "
+                f"{'exceeds' if gap['exceeds_noise'] else 'is within'} round-to-round variation (2 x {gap['noise']:.2f}).")
+    return _inference_from_runs(study, experiment, head)
+
+
+def bench_setting(study: Study) -> str:
+    """How results/inference.json was measured, in words."""
+    bench = study.inference
+    return (f"timed in turn on the same {bench['images']} val photos, {bench['rounds']} rounds, on one machine: "
+            f"{bench['machine']}; mean ± std over rounds")
+
+
+def _inference_from_runs(study: Study, experiment: str, head: str) -> str:
+    """Speeds from the runs' evaluations are compared only between runs scored on the same machine (the one
+    most runs of both share), the difference judged against run-to-run variation (a CPU's pace drifts
+    between hours); with no machine in common the speeds are shown and not compared."""
     scored = {exp: [(machine(m, scored=True), r.val_images / m["eval_seconds"])
                     for _, r in study.runs_of(exp).iterrows()
                     for m in [read_metrics(study.record(r))] if m.get("eval_seconds")]
               for exp in (experiment, PRETRAINED)}  # each record's metrics.json read once
-    passes = lambda exp: 2 if read_run_config(study.record(study.runs_of(exp).iloc[0]))["eval_flip"] else 1
-    plural = lambda n: f"{n} forward pass{'' if n == 1 else 'es'}"
-    head = f"Inference: {plural(passes(experiment))} per image against {plural(passes(PRETRAINED))}"
     shared = {h for h, _ in scored[experiment]} & {h for h, _ in scored[PRETRAINED]}
     if not shared:
         on = lambda exp: (f"{fmt([v for _, v in scored[exp]], 2)} images/s on "

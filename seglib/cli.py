@@ -88,10 +88,13 @@ def cmd_predict(args):
 
 
 def cmd_bench(args):
-    from .bench import run_benchmark
+    from .bench import inference_speed, run_benchmark
 
-    result = run_benchmark(args.model, args.crop, args.batch, args.iters, args.device, args.data, args.precision,
-                           args.channels_last)
+    if args.experiments:
+        result = inference_speed(args.experiments, args.profile, args.data, args.images, args.rounds, args.device)
+    else:
+        result = run_benchmark(args.model, args.crop, args.batch, args.iters, args.device, args.data, args.precision,
+                               args.channels_last)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))
@@ -168,7 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="final.pt", help="final.pt (default) or last.pt for an unfinished run")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("bench", help="training/evaluation throughput against a plain fp32 baseline")
+    p = sub.add_parser("bench", help="training/evaluation throughput against a plain fp32 baseline; with "
+                       "--experiments, each experiment's inference images/s, timed in turn on the same photos")
+    p.add_argument("--experiments", nargs="+", metavar="EXPERIMENT",
+                   help="time these experiments' inference (model, evaluation size, test-time augmentation of "
+                        "--profile) instead of a training step")
+    p.add_argument("--profile", default="paper")
+    p.add_argument("--images", type=int, default=20, help="val photos per round (--experiments)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of timing every experiment in turn (--experiments)")
     p.add_argument("--model", default="deeplabv3plus_r50-d8")
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--batch", type=int, default=4)

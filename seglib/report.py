@@ -54,6 +54,7 @@ class Study:
     figure_ids: list = field(default_factory=list)
     figure_rule: str = ""
     main: str | None = None
+    inference: dict = field(default_factory=dict)  # results/inference.json: seglib bench --experiments
 
     def record(self, row) -> Path:
         return self.records[row["run"]]
@@ -64,7 +65,8 @@ class Study:
 
 
 def load_study(results_dir) -> Study:
-    """results/summary.csv, the records it lists (every one must be there) and the figures' images."""
+    """results/summary.csv, the records it lists (every one must be there), the figures' images and, where
+    it was measured, the experiments' inference speed."""
     results_dir = Path(results_dir)
     path = results_dir / "summary.csv"
     if not path.is_file():
@@ -79,8 +81,19 @@ def load_study(results_dir) -> Study:
     if missing:
         raise SeglibError(f"{missing[0]}: the record of a run summary.csv lists is missing or incomplete; "
                           "export it again with the pipeline")
-    figure = json.loads((results_dir / "figures.json").read_text()) if (results_dir / "figures.json").is_file() else {}
-    return Study(results_dir, summary, folders, figure.get("ids", []), figure.get("rule", ""), main_profile(summary))
+    figure, inference = (_read_json(results_dir / name) for name in ("figures.json", "inference.json"))
+    return Study(results_dir, summary, folders, figure.get("ids", []), figure.get("rule", ""), main_profile(summary),
+                 inference)
+
+
+def _read_json(path: Path) -> dict:
+    """An optional file of results/: {} when absent; a broken one is named, not skipped."""
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise SeglibError(f"{path}: not valid JSON ({exc}); write it again or delete it") from None
 
 
 def fmt(values, digits: int = 2) -> str:
@@ -231,10 +244,13 @@ def conclusion(study: Study, pretraining: list[str], lovasz: list[str], iteratio
 
 
 class Captions:
-    """Numbered captions in order of appearance: caps.table('...') -> '**Table 3.** ...'."""
+    """Numbered captions in order of appearance: caps.table('...') -> '**Table 3.** ...'; a figure given a
+    name is referred to by number (caps.ref(name) -> 'Figure 2'): in the PDF a figure floats, so "the
+    figure above" may not be above."""
 
     def __init__(self):
         self.counts = {"Table": 0, "Figure": 0}
+        self.names: dict[str, int] = {}
 
     def _next(self, kind: str, text: str) -> str:
         self.counts[kind] += 1
@@ -243,8 +259,15 @@ class Captions:
     def table(self, text: str) -> str:
         return self._next("Table", text)
 
-    def figure(self, text: str) -> str:
-        return self._next("Figure", text)
+    def figure(self, text: str, name: str | None = None) -> str:
+        caption = self._next("Figure", text)
+        if name:
+            self.names[name] = self.counts["Figure"]
+        return caption
+
+    def ref(self, name: str, otherwise: str = "the prediction figure") -> str:
+        """'Figure N' for a figure shown under that name, else `otherwise` (the figure was not drawn)."""
+        return f"Figure {self.names[name]}" if name in self.names else otherwise
 
 
 def _inline(text: str, latex: bool) -> str:
@@ -277,31 +300,23 @@ class CaptionedTable:
                 + "\\par\\medskip\n" + latex_fitting_the_page(self.frame) + "\\end{minipage}\\par\\medskip\n")
 
 
-class KeepSpace:
-    """In the PDF, a page break here unless the page has room for a figure `width` x `height` inches as
-    nbconvert's LaTeX template draws it (shrunk to at most 0.9 of the line width) plus `extra` inches of
-    caption: displayed before a figure, the figure and its caption below it land on one page. Nothing in
-    the HTML."""
+class LatexOnly:
+    """Raw LaTeX for the PDF and nothing in the HTML: the float that holds a figure and its caption begins
+    (FIGURE_BEGIN) before the image and ends (FIGURE_END) after the caption, so that LaTeX places them
+    together where they fit and lets the text run on, as a paper does, instead of leaving the rest of a
+    page blank before a figure too tall for it."""
 
-    def __init__(self, width: float, height: float, extra: float = 0.9):
-        self.width, self.height, self.extra = width, height, extra
-
-    @classmethod
-    def for_figure(cls, fig) -> KeepSpace:
-        """Room for `fig` as the notebook shows it (its tight bounding box) and a few lines of caption."""
-        box = fig.get_tightbbox()
-        return cls(box.width, box.height)
+    def __init__(self, latex: str):
+        self.latex = latex
 
     def _repr_html_(self) -> str:
         return ""
 
-    def _repr_latex_(self) -> str:  # what the needspace package does, in plain (e-)TeX: no package to load
-        width = f"{self.width:.2f}in"  # \dimen2 = height, times (0.9 linewidth / width) when the template shrinks it
-        return ("\\par\\begingroup\\dimen0=\\pagegoal\\advance\\dimen0 by -\\pagetotal\\relax"
-                f"\\dimen1=0.9\\linewidth\\relax\\dimen2={self.height:.2f}in\\relax"
-                f"\\ifdim\\dimen1<{width}\\dimen2=\\dimexpr\\dimen2*\\numexpr\\dimen1\\relax/\\numexpr\\dimexpr{width}\\relax\\relax\\relax\\fi"
-                f"\\advance\\dimen2 by {self.extra:.2f}in\\relax"
-                "\\ifdim\\dimen0<\\dimen2\\ifdim\\dimen0>0pt\\vfil\\penalty-10000\\fi\\fi\\endgroup\n")
+    def _repr_latex_(self) -> str:
+        return self.latex
+
+
+FIGURE_BEGIN, FIGURE_END = "\\begin{figure}[htbp]\\centering", "\\end{figure}"
 
 
 def first_seed_records(study: Study, experiments=None) -> dict[str, Path]:

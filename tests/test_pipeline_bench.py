@@ -13,6 +13,7 @@ from conftest import REPO, run_cli
 from seglib import config as configs
 from seglib import records
 from seglib.errors import SeglibError
+from seglib.evaluate import eval_size
 from seglib.pipeline import NOTEBOOKS_DIR, run_pipeline
 from seglib.report import fmt
 from seglib.results import seconds_per_iteration
@@ -100,6 +101,14 @@ def test_pipeline_trains_exports_records_and_renders_the_paper(smoke_pipeline):
     assert [t[:t.index("}", t.index("\\textbf{"))] for t in tables] == [
         f"\\par\\noindent\\begin{{minipage}}{{\\linewidth}}\n\\textbf{{Table {n}." for n in range(1, len(tables) + 1)]
     assert not any("parameters" in c.metadata.get("tags", []) for c in report.cells)
+    # every figure, its image and its numbered caption are one float in the PDF
+    kinds = [("begin" if "\\begin{figure}" in latex else "end" if latex == "\\end{figure}" else "image" if "image/png" in d
+              else "caption" if d.get("text/markdown", "").startswith("**Figure") else "other")
+             for c in report.cells if c.cell_type == "code" for o in c.outputs for d in [o.get("data", {})]
+             for latex in [d.get("text/latex", "")]]
+    figures = [i for i, k in enumerate(kinds) if k == "image"]
+    assert figures and all(kinds[i - 1:i + 3] == ["begin", "image", "caption", "end"] for i in figures), kinds
+    assert kinds.count("begin") == kinds.count("end") == len(figures)
     if "pdf" in formats:
         assert (out / "report" / "report.pdf").read_bytes()[:4] == b"%PDF"
 
@@ -396,6 +405,25 @@ def test_bench_writes_throughputs(tmp_path):
     result = json.loads((tmp_path / "bench.json").read_text())
     for key in ("train_images_per_s", "baseline_train_images_per_s", "eval_images_per_s", "data_images_per_s_per_worker"):
         assert result[key] > 0
+
+
+def test_bench_times_each_experiments_inference_in_turn(tmp_path, cli):
+    """Issue 18: each added experiment's inference cost measured beside the baseline's on one machine. The
+    experiments are timed as their configs evaluate (the best recipe's test-time flip doubles its forward
+    passes, and its plain pass is timed apart), every round, so that their speeds can be compared."""
+    out = tmp_path / "inference.json"
+    proc = cli("bench", "--experiments", "deeplabv3plus_pretrained", "deeplabv3plus_pretrained_best", "--profile",
+               "smoke", "--images", "2", "--rounds", "2", "--json", out)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert (result["profile"], result["images"], result["rounds"]) == ("smoke", 2, 2) and result["machine"]
+    base, best = (result["experiments"][e] for e in ("deeplabv3plus_pretrained", "deeplabv3plus_pretrained_best"))
+    assert (base["passes"], best["passes"]) == (1, 2)
+    assert base["eval_size"] == eval_size(configs.load("deeplabv3plus_pretrained", "smoke"))
+    assert "plain_images_per_s" not in base and len(best["plain_images_per_s"]) == 2
+    assert len(base["images_per_s"]) == 2 and min(base["images_per_s"] + best["images_per_s"]) > 0
+    proc = cli("bench", "--experiments", "no_such_experiment", "--profile", "smoke", "--images", "1")
+    assert proc.returncode != 0 and "no_such_experiment" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_a_training_notebook_streams_its_progress(tmp_path, sample_root, capfd):

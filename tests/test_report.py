@@ -1,16 +1,12 @@
 """The paper's parts that do not need a run: the figures' image rule, the close-ups' crop and rule,
 numbered captions and generated verdicts."""
-import re
-import shutil
-import subprocess
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
 from seglib import claims, plots, records, report
 from seglib.data import PascalPartDataset
+from seglib.errors import SeglibError
 
 
 def test_figure_images_follow_the_ground_truth_rule_and_a_fixed_seed(sample_root):
@@ -135,6 +131,22 @@ def test_inference_cost_is_measured_images_per_second_beside_the_baseline(tmp_pa
     line = claims.inference_cost(report.load_study(results), claims.BEYOND[0])
     assert "0.50 ± 0.00 images/s on cpu A against 10.00 ± 0.00 images/s on cpu B" in line
     assert "not compared" in line and "difference" not in line
+    # seglib bench --experiments timed both in turn on one machine: its speeds replace the runs' evaluations
+    bench = {"machine": "cpu C", "images": 20, "rounds": 3, "experiments": {
+        claims.PRETRAINED: {"passes": 1, "images_per_s": [4.0, 4.2, 3.8]},
+        claims.BEYOND[0]: {"passes": 1, "images_per_s": [3.0, 3.1, 2.9]}}}
+    (results / "inference.json").write_text(json.dumps(bench))
+    line = claims.inference_cost(report.load_study(results), claims.BEYOND[0])
+    assert "3.00 ± 0.10 images/s against 4.00 ± 0.20 images/s (timed in turn on the same 20 val photos, 3 rounds" in line
+    assert "on one machine: cpu C" in line and "cpu A" not in line
+    assert "a difference of -1.00 images/s that exceeds round-to-round variation (2 x 0.20)" in line
+    # an experiment the benchmark did not time falls back to the runs' evaluations
+    del bench["experiments"][claims.BEYOND[0]]
+    (results / "inference.json").write_text(json.dumps(bench))
+    assert "not compared" in claims.inference_cost(report.load_study(results), claims.BEYOND[0])
+    (results / "inference.json").write_text("{not json")
+    with pytest.raises(SeglibError, match="inference.json: not valid JSON"):
+        report.load_study(results)
 
 
 def test_runs_from_several_machines_are_numbered_in_the_appendix_and_the_protocol(tmp_path):
@@ -181,39 +193,20 @@ def test_a_table_and_its_caption_are_one_block_in_the_pdf():
     html = shown._repr_html_()
     assert html.startswith("<p><strong>Table 3.</strong> Pretrained: 2008_000672 &amp; 100% of #1 {x}.</p>")
     assert html.index("</p>") < html.index("<table") and "51.04" in html
-    space = report.KeepSpace(5.0, 2.6)  # before a figure 2.6 in tall: it and its caption on one page
-    assert "\\dimen2=2.60in" in space._repr_latex_() and "by 0.90in" in space._repr_latex_() and space._repr_html_() == ""
 
 
-def _pages(tmp_path, before: float, space: "report.KeepSpace", after: float) -> int:
-    """Pages of a letter-size LaTeX page (1 in margins, as nbconvert's template) with a `before`-inch box,
-    the KeepSpace, then an `after`-inch box."""
-    tex = (f"\\documentclass{{article}}\\usepackage[letterpaper,margin=1in]{{geometry}}\\begin{{document}}"
-           f"\\noindent\\rule{{1pt}}{{{before}in}}\\par{space._repr_latex_()}\\noindent\\rule{{1pt}}{{{after}in}}\\par"
-           "\\end{document}\n")
-    (tmp_path / "page.tex").write_text(tex)
-    done = subprocess.run(["xelatex", "-interaction=nonstopmode", "page.tex"], cwd=tmp_path, capture_output=True, check=False,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stdout[-2000:]
-    return int(re.search(r"Output written on page\.pdf \((\d+) pages?", done.stdout).group(1))
-
-
-@pytest.mark.skipif(shutil.which("xelatex") is None, reason="needs xelatex (make pdf-deps)")
-def test_a_figure_moves_to_the_next_page_only_when_it_does_not_fit_as_drawn(tmp_path):
-    """nbconvert's template shrinks a figure to 0.9 of the line width (6.5 in on letter paper), so a
-    10 x 4 in figure is drawn 2.34 in tall: with its caption it fits in the 3.7 in left below a 5 in box.
-    Reserving its undrawn 4 in (and the caption) sent it to a page of its own, leaving a third of a page blank."""
-    wide = report.KeepSpace(width=10.0, height=4.0, extra=0.9)
-    assert _pages(tmp_path, 5.0, wide, 3.0) == 1
-    tall = report.KeepSpace(width=5.0, height=3.5, extra=0.9)  # drawn as it is: 4.4 in do not fit in 3.7
-    assert _pages(tmp_path, 5.0, tall, 0.5) == 2
-    narrow = lambda inches: report.KeepSpace(1.0, inches, extra=0.0)  # drawn as it is, no caption
-    assert _pages(tmp_path, 5.0, narrow(3.0), 0.5) == 1 and _pages(tmp_path, 5.0, narrow(4.5), 0.5) == 2
-    fig = plt.figure(figsize=(10, 4))
-    fig.add_subplot().plot([0, 1])
-    measured = report.KeepSpace.for_figure(fig)
-    plt.close(fig)
-    assert 7.0 < measured.width <= 10.0 and 3.0 < measured.height <= 4.0 and measured.extra == 0.9  # tight: no margins
+def test_figures_float_with_their_captions_and_are_referred_to_by_number():
+    """A figure that did not fit the rest of a page used to move to the next one and leave the rest blank
+    (three half-empty pages in the committed PDF). A figure and its caption are now one LaTeX float, placed
+    where it fits while the text runs on; so a caption cannot say "the figure above": it names the number."""
+    caps = report.Captions()
+    assert caps.figure("Classes.", "bars.png") == "**Figure 1.** Classes."
+    assert caps.table("Scores.") == "**Table 1.** Scores."
+    assert caps.figure("Predictions.", "figure5.png") == "**Figure 2.** Predictions."
+    assert caps.ref("figure5.png") == "Figure 2" and caps.ref("not_drawn.png") == "the prediction figure"
+    begin, end = report.LatexOnly(report.FIGURE_BEGIN), report.LatexOnly(report.FIGURE_END)
+    assert begin._repr_latex_() == "\\begin{figure}[htbp]\\centering" and end._repr_latex_() == "\\end{figure}"
+    assert begin._repr_html_() == "" and end._repr_html_() == ""  # nothing in the HTML
 
 
 def test_verdicts_are_generated_from_the_numbers():
@@ -359,6 +352,16 @@ def test_what_each_change_gave_is_read_from_the_runs(tmp_path):
     plain = table.loc["best recipe, no test-time aug."]
     assert (plain["loss"], plain["rescale"], plain["test flip"], plain["seeds"]) == ("ce+lovasz", "0.5-2.0", "off", 3)
     assert plain["mIoU"] == "52.00 ± 0.40" and plain["gain"] == "+1.00" and plain["verdict"] == "beyond noise"
+    # with results/inference.json, a column of inference speeds: the plain pass's from its own timing
+    timed = {"machine": "cpu", "images": 20, "rounds": 2, "experiments": {
+        "deeplabv3plus_pretrained": {"images_per_s": [4.0, 4.0]},
+        "deeplabv3plus_pretrained_best": {"images_per_s": [2.0, 2.2], "plain_images_per_s": [3.9, 4.1]}}}
+    study = report.Study(tmp_path, frame, main="paper", inference=timed)
+    speeds = claims.beyond_table(study)["images/s"]
+    assert list(speeds) == ["4.00 ± 0.00", "n/a", "2.10 ± 0.14", "4.00 ± 0.14"]
+    assert "20 val photos, 2 rounds, on one machine: cpu" in claims.beyond_table_speed(study)
+    assert "images/s" not in claims.beyond_table(report.Study(tmp_path, frame, main="paper"))
+    assert claims.beyond_table_speed(report.Study(tmp_path, frame, main="paper")) == ""
 
 
 def test_border_measures_are_one_table_with_both_losses_under_each_measure():
