@@ -275,7 +275,7 @@ def _inline(text: str, latex: bool) -> str:
     if latex:
         specials = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-        text = "".join(specials.get(c, c) for c in text)
+        text = "".join(specials.get(c, c) for c in text).replace("--", "-{}-")  # an option, not an en dash
     else:
         text = html.escape(text)
     return re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}" if latex else r"<strong>\1</strong>", text)
@@ -317,6 +317,11 @@ class LatexOnly:
 
 
 FIGURE_BEGIN, FIGURE_END = "\\begin{figure}[htbp]\\centering", "\\end{figure}"
+# LaTeX's defaults give a float taking half a page or more a page of its own (floatpagefraction 0.5) and
+# keep text pages at least 20% text: half-page figures then stood alone on otherwise blank pages. A float
+# page must now be 80% full; a figure may take up to 85% of a text page.
+FLOAT_PLACEMENT = ("\\renewcommand{\\topfraction}{0.85}\\renewcommand{\\bottomfraction}{0.7}"
+                   "\\renewcommand{\\textfraction}{0.1}\\renewcommand{\\floatpagefraction}{0.8}")
 
 
 def first_seed_records(study: Study, experiments=None) -> dict[str, Path]:

@@ -1,5 +1,7 @@
 """The paper's parts that do not need a run: the figures' image rule, the close-ups' crop and rule,
 numbered captions and generated verdicts."""
+from shutil import which
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -190,6 +192,8 @@ def test_a_table_and_its_caption_are_one_block_in_the_pdf():
                             "\\& 100\\% of \\#1 \\{x\\}.")
     assert latex.index("\\textbf{Table 3.}") < latex.index("\\begin{tabular}") < latex.index("\\end{minipage}")
     assert "\\begin{adjustbox}{max width=\\linewidth}" in latex and "Class" in latex.split("\\midrule")[0]
+    option = report.CaptionedTable("**Table 4.** From seglib bench --experiments.", frame)._repr_latex_()
+    assert "bench -{}-experiments." in option  # TeX sets "--" as an en dash: the option's name would be lost
     html = shown._repr_html_()
     assert html.startswith("<p><strong>Table 3.</strong> Pretrained: 2008_000672 &amp; 100% of #1 {x}.</p>")
     assert html.index("</p>") < html.index("<table") and "51.04" in html
@@ -207,6 +211,32 @@ def test_figures_float_with_their_captions_and_are_referred_to_by_number():
     begin, end = report.LatexOnly(report.FIGURE_BEGIN), report.LatexOnly(report.FIGURE_END)
     assert begin._repr_latex_() == "\\begin{figure}[htbp]\\centering" and end._repr_latex_() == "\\end{figure}"
     assert begin._repr_html_() == "" and end._repr_html_() == ""  # nothing in the HTML
+
+
+def _pages(tmp_path, body: str) -> int:
+    """Pages of a letter-size LaTeX document (1 in margins, as nbconvert's template) with this body."""
+    import re
+    import subprocess
+
+    tex = ("\\documentclass{article}\\usepackage[letterpaper,margin=1in]{geometry}\\begin{document}"
+           + body + "\\end{document}\n")
+    (tmp_path / "page.tex").write_text(tex)
+    done = subprocess.run(["xelatex", "-interaction=nonstopmode", "page.tex"], cwd=tmp_path, capture_output=True,
+                          check=False, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:]
+    return int(re.search(r"Output written on page\.pdf \((\d+) pages?", done.stdout).group(1))
+
+
+@pytest.mark.skipif(which("xelatex") is None, reason="needs xelatex (make pdf-deps)")
+def test_a_figure_of_half_a_page_shares_its_page_with_text(tmp_path):
+    """A 5 in figure (more than half of the 9 in text height) after 6 in of text: LaTeX's defaults gave it a
+    page of its own and sent the text after it to a third page (Figures 3 and 6 alone on their pages); with
+    the report's float placement it tops page 2 and the text follows it there."""
+    boxes = lambda n: "".join("\\noindent\\rule{1pt}{0.5in}\\par" for _ in range(n))
+    body = ("\\noindent\\rule{1pt}{6in}\\par" + report.FIGURE_BEGIN + "\\rule{1pt}{5in}\\par" + report.FIGURE_END
+            + boxes(9))
+    assert _pages(tmp_path, body) == 3  # the defaults: a float page for the figure alone
+    assert _pages(tmp_path, report.FLOAT_PLACEMENT + body) == 2
 
 
 def test_verdicts_are_generated_from_the_numbers():
