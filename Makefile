@@ -2,6 +2,7 @@
 # make report PROFILE=cpu DATA=../shared/data/pascal-part OUT=.   the real runs -> report/, figures/, results/
 # make status ...        where each run of that study stands (same variables as report)
 # make rerender          the committed report from results/ alone (no training)
+# make inference PROFILE=paper DATA=... OUT=.   the experiments' inference images/s side by side -> OUT/results/inference.json
 # make test              the test suite
 PYTHON ?= python3
 VENV := .venv
@@ -15,7 +16,7 @@ EXTRA ?=
 EXPERIMENTS ?=
 DEVICE ?= auto
 
-.PHONY: setup report status rerender test pdf-deps lab clean
+.PHONY: setup report status rerender inference test pdf-deps lab clean
 
 # pip's own output goes to a log (its warnings are the machine's, not ours); a failure shows its tail
 $(VENV)/.installed: pyproject.toml setup.py
@@ -49,6 +50,12 @@ status: setup
 # photos are, if not in the folder the runs recorded)
 rerender: setup pdf-deps
 	$(PY) -m seglib pipeline --from-records --out . $(if $(filter-out data/sample,$(DATA)),--data $(DATA),)
+
+# the report's inference speeds: the pretrained model and the experiments beyond the course report, timed
+# in turn on the same photos (minutes on a CPU, nothing else running); then make rerender or make report
+INFERENCE ?= deeplabv3plus_pretrained deeplabv3plus_pretrained_hierarchy deeplabv3plus_pretrained_ce_lovasz deeplabv3plus_pretrained_best
+inference: setup
+	$(PY) -m seglib bench --experiments $(INFERENCE) --profile $(PROFILE) --data $(DATA) --device $(DEVICE) --json $(OUT)/results/inference.json
 
 test: setup pdf-deps
 	$(PY) -m pytest -q --durations=10

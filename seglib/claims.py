@@ -118,7 +118,7 @@ def _ran_beyond(study: Study) -> list[tuple[str, pd.DataFrame]]:
 
 def beyond_table_speed(study: Study) -> str:
     """The caption's sentence on beyond_table's images/s column ("" without results/inference.json)."""
-    if not study.inference.get("experiments"):
+    if not _timed(study):
         return ""
     return (f"images/s: inference speed of each setting ({bench_setting(study)}; results/inference.json, from "
             "seglib bench --experiments); n/a where not timed.")
@@ -149,7 +149,7 @@ def beyond_table(study: Study) -> pd.DataFrame | None:
     varied = [c for c in RECIPE_COLUMNS if c in base and len({str(runs.iloc[0][c]) for _, runs in groups}) > 1]
     rows = []
 
-    timed = study.inference.get("experiments", {})
+    timed = _timed(study)
 
     def row(name, settings, scores, baseline=False, speed=None):
         gap = gap_vs_noise(base.mIoU, scores)
@@ -194,7 +194,7 @@ def inference_cost(study: Study, experiment: str) -> str:
     passes = lambda exp: 2 if read_run_config(study.record(study.runs_of(exp).iloc[0]))["eval_flip"] else 1
     plural = lambda n: f"{n} forward pass{'' if n == 1 else 'es'}"
     head = f"Inference: {plural(passes(experiment))} per image against {plural(passes(PRETRAINED))}"
-    timed = study.inference.get("experiments", {})
+    timed = _timed(study)
     if experiment in timed and PRETRAINED in timed:
         a, b = timed[PRETRAINED]["images_per_s"], timed[experiment]["images_per_s"]
         gap = gap_vs_noise(a, b)
@@ -202,6 +202,12 @@ def inference_cost(study: Study, experiment: str) -> str:
                 f"a difference of {gap['difference']:+.2f} images/s that "
                 f"{'exceeds' if gap['exceeds_noise'] else 'is within'} round-to-round variation (2 x {gap['noise']:.2f}).")
     return _inference_from_runs(study, experiment, head)
+
+
+def _timed(study: Study) -> dict:
+    """results/inference.json's speeds per experiment, if timed under the study's main profile (another
+    profile's evaluation size or test-time augmentation is not what the runs were scored with)."""
+    return study.inference.get("experiments", {}) if study.inference.get("profile") == study.main else {}
 
 
 def bench_setting(study: Study) -> str:

@@ -134,7 +134,7 @@ def test_inference_cost_is_measured_images_per_second_beside_the_baseline(tmp_pa
     assert "0.50 ± 0.00 images/s on cpu A against 10.00 ± 0.00 images/s on cpu B" in line
     assert "not compared" in line and "difference" not in line
     # seglib bench --experiments timed both in turn on one machine: its speeds replace the runs' evaluations
-    bench = {"machine": "cpu C", "images": 20, "rounds": 3, "experiments": {
+    bench = {"profile": "smoke", "machine": "cpu C", "images": 20, "rounds": 3, "experiments": {
         claims.PRETRAINED: {"passes": 1, "images_per_s": [4.0, 4.2, 3.8]},
         claims.BEYOND[0]: {"passes": 1, "images_per_s": [3.0, 3.1, 2.9]}}}
     (results / "inference.json").write_text(json.dumps(bench))
@@ -142,6 +142,9 @@ def test_inference_cost_is_measured_images_per_second_beside_the_baseline(tmp_pa
     assert "3.00 ± 0.10 images/s against 4.00 ± 0.20 images/s (timed in turn on the same 20 val photos, 3 rounds" in line
     assert "on one machine: cpu C" in line and "cpu A" not in line
     assert "a difference of -1.00 images/s that exceeds round-to-round variation (2 x 0.20)" in line
+    # timed under another profile (another evaluation size): not the runs' inference, so not used
+    (results / "inference.json").write_text(json.dumps({**bench, "profile": "paper"}))
+    assert "not compared" in claims.inference_cost(report.load_study(results), claims.BEYOND[0])
     # an experiment the benchmark did not time falls back to the runs' evaluations
     del bench["experiments"][claims.BEYOND[0]]
     (results / "inference.json").write_text(json.dumps(bench))
@@ -383,7 +386,7 @@ def test_what_each_change_gave_is_read_from_the_runs(tmp_path):
     assert (plain["loss"], plain["rescale"], plain["test flip"], plain["seeds"]) == ("ce+lovasz", "0.5-2.0", "off", 3)
     assert plain["mIoU"] == "52.00 ± 0.40" and plain["gain"] == "+1.00" and plain["verdict"] == "beyond noise"
     # with results/inference.json, a column of inference speeds: the plain pass's from its own timing
-    timed = {"machine": "cpu", "images": 20, "rounds": 2, "experiments": {
+    timed = {"profile": "paper", "machine": "cpu", "images": 20, "rounds": 2, "experiments": {
         "deeplabv3plus_pretrained": {"images_per_s": [4.0, 4.0]},
         "deeplabv3plus_pretrained_best": {"images_per_s": [2.0, 2.2], "plain_images_per_s": [3.9, 4.1]}}}
     study = report.Study(tmp_path, frame, main="paper", inference=timed)
