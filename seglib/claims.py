@@ -206,8 +206,11 @@ def inference_cost(study: Study, experiment: str) -> str:
 
 def _timed(study: Study) -> dict:
     """results/inference.json's speeds per experiment, if timed under the study's main profile (another
-    profile's evaluation size or test-time augmentation is not what the runs were scored with)."""
-    return study.inference.get("experiments", {}) if study.inference.get("profile") == study.main else {}
+    profile's evaluation size or test-time augmentation is not what the runs were scored with) and written
+    by seglib bench --experiments (a file without its setting is not described, so not used)."""
+    bench = study.inference
+    complete = all(key in bench for key in ("images", "rounds", "machine", "experiments"))
+    return bench["experiments"] if complete and bench.get("profile") == study.main else {}
 
 
 def bench_setting(study: Study) -> str:

@@ -142,6 +142,9 @@ def test_inference_cost_is_measured_images_per_second_beside_the_baseline(tmp_pa
     assert "3.00 ± 0.10 images/s against 4.00 ± 0.20 images/s (timed in turn on the same 20 val photos, 3 rounds" in line
     assert "on one machine: cpu C" in line and "cpu A" not in line
     assert "a difference of -1.00 images/s that exceeds round-to-round variation (2 x 0.20)" in line
+    # a file without its setting (how many photos and rounds, which machine) cannot be described: not used
+    (results / "inference.json").write_text(json.dumps({"profile": "smoke", "experiments": bench["experiments"]}))
+    assert "not compared" in claims.inference_cost(report.load_study(results), claims.BEYOND[0])
     # timed under another profile (another evaluation size): not the runs' inference, so not used
     (results / "inference.json").write_text(json.dumps({**bench, "profile": "paper"}))
     assert "not compared" in claims.inference_cost(report.load_study(results), claims.BEYOND[0])
