@@ -163,7 +163,7 @@ def inference_speed(experiments, profile="paper", data=None, images=20, rounds=3
             timed["plain"] = predictor_from_config(model, config, device, flip=False, scales=(1.0,))
         predictors[experiment] = (config, timed)
     speeds = {(e, k): [] for e, (_, timed) in predictors.items() for k in timed}
-    for experiment, (_, timed) in predictors.items():  # warm-up: first calls allocate and pick kernels
+    for _, timed in predictors.values():  # warm-up: first calls allocate and pick kernels
         for predictor in timed.values():
             predictor.predict(photos[0])
     bar = tqdm(total=rounds * len(speeds), desc="inference", unit="timing", mininterval=5, ncols=90)

@@ -197,11 +197,19 @@ def inference_cost(study: Study, experiment: str) -> str:
     timed = _timed(study)
     if experiment in timed and PRETRAINED in timed:
         a, b = timed[PRETRAINED]["images_per_s"], timed[experiment]["images_per_s"]
-        gap = gap_vs_noise(a, b)
-        return (f"{head}; {fmt(b, 2)} images/s against {fmt(a, 2)} images/s ({bench_setting(study)}), "
-                f"a difference of {gap['difference']:+.2f} images/s that "
-                f"{'exceeds' if gap['exceeds_noise'] else 'is within'} round-to-round variation (2 x {gap['noise']:.2f}).")
+        return (f"{head}; {fmt(b, 2)} images/s against {fmt(a, 2)} images/s ({bench_setting(study)})"
+                f"{_speed_gap(a, b, 'round-to-round')}.")
     return _inference_from_runs(study, experiment, head)
+
+
+def _speed_gap(base, other, variation: str) -> str:
+    """', a difference of +d images/s that exceeds / is within <variation> variation (2 x n)'; '' with a single
+    value on each side (no variation to judge it by)."""
+    gap = gap_vs_noise(base, other)
+    if not np.isfinite(gap["noise"]):
+        return ""
+    return (f", a difference of {gap['difference']:+.2f} images/s that "
+            f"{'exceeds' if gap['exceeds_noise'] else 'is within'} {variation} variation (2 x {gap['noise']:.2f})")
 
 
 def _timed(study: Study) -> dict:
@@ -216,7 +224,7 @@ def _timed(study: Study) -> dict:
 def bench_setting(study: Study) -> str:
     """How results/inference.json was measured, in words."""
     bench = study.inference
-    return (f"timed in turn on the same {bench['images']} val photos, {bench['rounds']} rounds, on one machine: "
+    return (f"timed in turn on the same {bench['images']} val photos, {bench['rounds']} round{'s' if bench['rounds'] != 1 else ''}, on one machine: "
             f"{bench['machine']}; mean ± std over rounds")
 
 
@@ -237,10 +245,7 @@ def _inference_from_runs(study: Study, experiment: str, head: str) -> str:
     host = max(sorted(shared), key=lambda h: sum(h == g for runs in scored.values() for g, _ in runs))
     speeds = {exp: [v for h, v in runs if h == host] for exp, runs in scored.items()}
     left_out = sum(len(runs) for runs in scored.values()) - sum(len(v) for v in speeds.values())
-    gap = gap_vs_noise(speeds[PRETRAINED], speeds[experiment])
-    judged = (f", a difference of {gap['difference']:+.2f} images/s that "
-              f"{'exceeds' if gap['exceeds_noise'] else 'is within'} run-to-run variation (2 x {gap['noise']:.2f})"
-              if np.isfinite(gap["noise"]) else "")
+    judged = _speed_gap(speeds[PRETRAINED], speeds[experiment], "run-to-run")
     others = (f"; {left_out} run{'s' if left_out > 1 else ''} scored on other machines left out" if left_out else "")
     return (f"{head}; evaluation {fmt(speeds[experiment], 2)} images/s against {fmt(speeds[PRETRAINED], 2)} "
             f"images/s (border measures included; measured on one machine, {host}{others}){judged}.")

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from conftest import REPO, run_cli
 
+from seglib import claims, records
 from seglib import config as configs
-from seglib import records
 from seglib.errors import SeglibError
 from seglib.evaluate import eval_size
 from seglib.pipeline import NOTEBOOKS_DIR, run_pipeline
@@ -422,6 +422,9 @@ def test_bench_times_each_experiments_inference_in_turn(tmp_path, cli):
     assert base["eval_size"] == eval_size(configs.load("deeplabv3plus_pretrained", "smoke"))
     assert "plain_images_per_s" not in base and len(best["plain_images_per_s"]) == 2
     assert len(base["images_per_s"]) == 2 and min(base["images_per_s"] + best["images_per_s"]) > 0
+    proc = cli("bench", "--experiments", "--profile", "smoke", "--images", "1", "--rounds", "1", "--json", out)
+    assert proc.returncode == 0, proc.stderr  # none named: the ones the report compares, as make inference runs it
+    assert list(json.loads(out.read_text())["experiments"]) == ["deeplabv3plus_pretrained", *claims.BEYOND]
     proc = cli("bench", "--experiments", "no_such_experiment", "--profile", "smoke", "--images", "1")
     assert proc.returncode != 0 and "no_such_experiment" in proc.stderr and "Traceback" not in proc.stderr
 

@@ -142,6 +142,13 @@ def test_inference_cost_is_measured_images_per_second_beside_the_baseline(tmp_pa
     assert "3.00 ± 0.10 images/s against 4.00 ± 0.20 images/s (timed in turn on the same 20 val photos, 3 rounds" in line
     assert "on one machine: cpu C" in line and "cpu A" not in line
     assert "a difference of -1.00 images/s that exceeds round-to-round variation (2 x 0.20)" in line
+    # one round: no variation to judge the difference by, so none is claimed (it read "2 x nan")
+    one_round = {**bench, "rounds": 1, "experiments": {e: {**v, "images_per_s": v["images_per_s"][:1]}
+                                                       for e, v in bench["experiments"].items()}}
+    (results / "inference.json").write_text(json.dumps(one_round))
+    line = claims.inference_cost(report.load_study(results), claims.BEYOND[0])
+    assert line.endswith("images/s (timed in turn on the same 20 val photos, 1 round, on one machine: cpu C; mean ± std "
+                         "over rounds).") and "nan" not in line and "difference" not in line
     # a file without its setting (how many photos and rounds, which machine) cannot be described: not used
     (results / "inference.json").write_text(json.dumps({"profile": "smoke", "experiments": bench["experiments"]}))
     assert "not compared" in claims.inference_cost(report.load_study(results), claims.BEYOND[0])
