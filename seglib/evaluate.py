@@ -237,6 +237,10 @@ def score_model(model, config: dict, data_root, device, progress: bool = True, n
     result = evaluate_dataset(predictor, val_set, config["max_eval_images"], boundary=True, progress=progress,
                               num_workers=num_workers)
     score = metrics.scores(result["confusion"], val_set.class_names)
+    # the pixel counts themselves (rows ground truth, columns prediction, classes.txt's order): where each
+    # class's pixels went, which the scores above cannot say (seglib.confusion reads them)
+    score["confusion"] = {"classes": list(val_set.class_names),
+                          "pixels": np.asarray(result["confusion"]).astype(np.int64).tolist()}
     score["boundary"] = metrics.boundary_scores(result, val_set.class_names)
     if "confusion_plain" in result:
         score["without_tta"] = metrics.scores(result["confusion_plain"], val_set.class_names)

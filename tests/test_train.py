@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -10,7 +11,7 @@ from conftest import REPO, run_cli
 
 import seglib.train as train_module
 from seglib import config as configs
-from seglib.data import StreamBatchSampler
+from seglib.data import PascalPartDataset, StreamBatchSampler
 from seglib.errors import SeglibError
 from seglib.train import TrainingDiverged, poly_lr, train
 
@@ -24,6 +25,13 @@ def test_every_experiment_trains_and_evaluates_under_smoke(experiment, sample_ro
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert set(saved) >= {"mIoU", "mAcc", "aAcc", "per_class"} and saved["mIoU"] == score["mIoU"]
     assert set(saved["per_class"]) == {"background", "head", "torso", "upper-arms", "lower-arms", "upper-legs", "lower-legs"}
+    # the confusion matrix itself (rows truth), in classes.txt's order: its rows give back each class's accuracy
+    stored = saved["confusion"]
+    pixels = np.array(stored["pixels"])
+    assert stored["classes"] == PascalPartDataset(sample_root, "val").class_names and pixels.shape == (7, 7)
+    for i, name in enumerate(stored["classes"]):
+        if pixels[i].sum():
+            assert pixels[i, i] / pixels[i].sum() * 100 == pytest.approx(saved["per_class"][name]["Acc"])
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["experiment"] == experiment
     per_image = pd.read_csv(tmp_path / "run" / "per_image.csv", dtype={"id": str})
     assert len(per_image) == saved["images"] and per_image.mIoU.between(0, 100).all()  # one row per scored image
