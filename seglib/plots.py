@@ -1,5 +1,6 @@
 """Figures: colour-coded masks, overlays, the class legend, learning curves, per-class bars, the
-report's Figure 5 (photo | ground truth | one column per model, masks over the photo) and border close-ups."""
+report's Figure 5 (photo | ground truth | one column per model, masks over the photo), border close-ups and
+confusion matrices."""
 from __future__ import annotations
 
 import textwrap
@@ -258,3 +259,34 @@ def _draw_curves(ax_loss, ax_miou, curves, logs):
     ax_miou.set(xlabel="iteration", ylabel="val mIoU (%) on the fixed subset", title="val mIoU during training")
     for ax in (ax_loss, ax_miou):
         ax.grid(alpha=0.3)
+
+
+def confusion_grid(shares: dict, cols: int = 4):
+    """Row-normalised confusion matrices side by side: {title: DataFrame of % of each true class's pixels
+    (rows truth, columns prediction, the same classes)}; each cell printed, the colour saturating at 50%
+    so that the off-diagonal errors, not the diagonal, set the contrast. Class names label the rows of the
+    first column only, so the matrices fill the page's width."""
+    cols = min(cols, len(shares))
+    rows = -(-len(shares) // cols)
+    with plt.rc_context({"font.size": FONT - 1.5}):
+        fig, axes = plt.subplots(rows, cols, figsize=(PAGE_WIDTH, 2.0 * rows + 0.3), squeeze=False, sharey=True)
+        for ax in axes.flat[len(shares):]:
+            ax.axis("off")
+        for k, (ax, (name, frame)) in enumerate(zip(axes.flat, shares.items())):
+            values = frame.to_numpy(dtype=float)
+            ax.imshow(np.nan_to_num(values), cmap="Blues", vmin=0, vmax=50, aspect="auto")
+            for (i, j), v in np.ndenumerate(values):
+                if np.isfinite(v) and v >= 0.5:
+                    ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=FONT - 3,
+                            color="white" if v > 30 else "black")
+            names = list(frame.columns)
+            ax.set_xticks(range(len(names)), names, rotation=90)
+            ax.set_yticks(range(len(names)), names)
+            ax.tick_params(length=2, pad=1)
+            ax.set_title(textwrap.fill(name, 19), fontsize=FONT - 1)
+            if k % cols == 0:
+                ax.set_ylabel("ground truth")
+            if k >= len(shares) - cols:
+                ax.set_xlabel("predicted")
+        fig.tight_layout(w_pad=0.4, h_pad=0.6)
+    return fig

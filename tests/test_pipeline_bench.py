@@ -72,7 +72,8 @@ def test_pipeline_trains_exports_records_and_renders_the_paper(smoke_pipeline):
                    "(a) Pretraining helps", "(b) Lovász-Softmax", "(c) 2000 iterations", "drawn at random (seed 0)",
                    "DeepLabv3+ pretrained + hierarchy.", "Inference: 1 forward pass per image", " images/s against ",
                    "What each change gave", "<th>hierarchy</th>", "each experiment's gain over it",
-                   "Border measures per class"):
+                   "Border measures per class", "Where the errors go.", "Where the body parts' errors go: %",
+                   "Where the parts' errors go.", "Part pixels taken for background (%): DeepLabv3+ pretrained + hierarchy"):
         assert needle in html, needle
     # the conclusion repeats claim (a)'s verdict: the beyond section's sentences once took its place
     claim_a = html.split("<strong>(a) Pretraining helps.</strong> ")[1][:60]
@@ -85,6 +86,7 @@ def test_pipeline_trains_exports_records_and_renders_the_paper(smoke_pipeline):
     assert "data:image/png;base64" in html and "src=\"http" not in html and "mathjax" not in html.lower()
     assert (out / "figures" / "figure5.png").is_file() and (out / "figures" / "learning_curves.png").is_file()
     assert (out / "figures" / "percentiles.png").is_file() and "percentile of its own per-image mIoU" in html
+    assert (out / "figures" / "confusion.png").is_file() and "Where each class's pixels go" in html
     summary = (out / "results" / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("run,experiment,profile,encoder,weights,loss,seed") and len(summary) == 10
     ids = json.loads((out / "results" / "figures.json").read_text())["ids"]
@@ -141,6 +143,7 @@ def test_a_committed_record_set_renders_without_training(tmp_path, sample_root):
     assert f"DeepLabv3+ pretrained {fmt(pretrained)} mIoU" in html  # the abstract's number, from the records
     assert "Figure" in html and "TCP without encryption" not in proc.stdout + proc.stderr
     assert "Exception reporting mode" not in html  # the notebook's set-up prints nothing into the paper
+    assert "Where the errors go" not in html  # records scored before evaluations stored the confusion matrix
 
 
 def test_rerun_skips_complete_experiments(smoke_pipeline, study_data, capsys):
