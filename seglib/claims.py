@@ -16,7 +16,6 @@ from .report import (
     PRETRAINED,
     R50_SCRATCH,
     Study,
-    fmt,
     machine,
     schedule,
     seeds_phrase,
@@ -24,6 +23,7 @@ from .report import (
 from .results import (
     TITLES,
     difference_vs_noise,
+    fmt,
     gap_verdict,
     gap_vs_noise,
     groups,

@@ -12,8 +12,8 @@ import pandas as pd
 from .claims import BEYOND, verdict_sentence
 from .data import report_order
 from .losses import LOWER_BODY, UPPER_BODY
-from .report import PRETRAINED, Study, fmt
-from .results import TITLES, gap_vs_noise, groups, read_metrics, title
+from .report import PRETRAINED, Study
+from .results import TITLES, fmt, gap_vs_noise, groups, read_metrics, title
 
 BACKGROUND = "background"
 # where a part's missed pixels went, as part_errors names its columns

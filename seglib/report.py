@@ -19,6 +19,7 @@ from .errors import SeglibError
 from .results import (
     TITLES,
     course_report,
+    fmt,
     groups,
     main_profile,
     read_metrics,
@@ -94,13 +95,6 @@ def _read_json(path: Path) -> dict:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise SeglibError(f"{path}: not valid JSON ({exc}); write it again or delete it") from None
-
-
-def fmt(values, digits: int = 2) -> str:
-    values = pd.Series(values, dtype=float).dropna()
-    if values.empty:
-        return "n/a"
-    return f"{values.mean():.{digits}f}" if len(values) == 1 else f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
 
 
 def seeds_phrase(count: int, mean: bool = False) -> str:

@@ -105,6 +105,14 @@ def summary(runs) -> pd.DataFrame:
     return pd.DataFrame([summary_row(r) for r in runs])
 
 
+def fmt(values, digits: int = 2) -> str:
+    """Per-seed values as 'mean ± std' (a single seed: its value; none, or only NaN: 'n/a')."""
+    values = pd.Series(values, dtype=float).dropna()
+    if values.empty:
+        return "n/a"
+    return f"{values.mean():.{digits}f}" if len(values) == 1 else f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
+
+
 def combined_table(summary_df: pd.DataFrame, main: str | None = None) -> pd.DataFrame:
     """mIoU / mAcc per experiment and profile (ours: mean ± std over seeds) beside the course report's own;
     two header rows (setting / ours / course report) keep it narrow enough to read on a page. aAcc, which
@@ -113,7 +121,6 @@ def combined_table(summary_df: pd.DataFrame, main: str | None = None) -> pd.Data
     theirs, main = course_report(), main_profile(summary_df, main)
     rows = []
     for experiment, profile, runs in groups(summary_df, main):
-        fmt = lambda s: f"{s.mean():.2f}" if len(s) == 1 else f"{s.mean():.2f} ± {s.std():.2f}"
         reported = theirs.get(experiment, {})
         rows.append({
             ("", "experiment"): title(experiment, profile, main), ("setting", "encoder"): runs.encoder.iloc[0],

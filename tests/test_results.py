@@ -59,6 +59,9 @@ def test_runs_of_another_profile_get_rows_of_their_own():
     assert schedule_caption(df[df.profile == "cpu512"]) == "crop 512, 2000 iterations"
     assert schedule_caption(df.assign(train_size=512)[:1]) == "crop 256 of images resized to short edge 512, 1500 iterations"
     assert per_class_iou(df).loc["head"].tolist() == [39.0, 60.0]  # the cpu512 run is not averaged into the cpu seeds
+    # a score a run lacks (NaN) is left out of its cells, worded as everywhere else in the report (report.fmt)
+    gappy = combined_table(df.assign(mAcc=[50.0, float("nan"), float("nan"), float("nan")]))
+    assert gappy["ours", "mAcc"].tolist() == ["50.00", "n/a"]
 
 
 def test_report_tables_name_their_index_in_the_header_row():
