@@ -269,7 +269,8 @@ def confusion_grid(shares: dict, cols: int = 4):
     cols = min(cols, len(shares))
     rows = -(-len(shares) // cols)
     with plt.rc_context({"font.size": FONT - 1.5}):
-        fig, axes = plt.subplots(rows, cols, figsize=(PAGE_WIDTH, 2.0 * rows + 0.3), squeeze=False, sharey=True)
+        width = min(PAGE_WIDTH, 1.4 * cols + 0.9)  # one matrix is not stretched across the page
+        fig, axes = plt.subplots(rows, cols, figsize=(width, 2.0 * rows + 0.3), squeeze=False, sharey=True)
         for ax in axes.flat[len(shares):]:
             ax.axis("off")
         for k, (ax, (name, frame)) in enumerate(zip(axes.flat, shares.items())):

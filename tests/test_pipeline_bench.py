@@ -82,6 +82,8 @@ def test_pipeline_trains_exports_records_and_renders_the_paper(smoke_pipeline):
     assert "beside the course report's Table 4" in html and "(scratch): per-class IoU and accuracy" in html
     assert "Lite2 (scratch): per-class IoU and accuracy" not in html and "hierarchy: per-class IoU" not in html
     assert "Predictions on the first val images" not in html  # per-run notebooks stay in executed/, not in the paper
+    run_notebook = (out / "executed" / "02_experiment-deeplabv3plus_pretrained-smoke-seed0.ipynb").read_text()
+    assert "Where each class's pixels go" in run_notebook and "image/png" in run_notebook  # its confusion matrix
     assert "In&nbsp;[" not in html and "def save(" not in html  # no code, no prompts
     assert "data:image/png;base64" in html and "src=\"http" not in html and "mathjax" not in html.lower()
     assert (out / "figures" / "figure5.png").is_file() and (out / "figures" / "learning_curves.png").is_file()
