@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seglib import claims, plots, records, report
+from seglib import claims, plots, records, report, results
 from seglib.data import PascalPartDataset
 from seglib.errors import SeglibError
 
@@ -477,3 +477,26 @@ def test_the_beyond_section_names_the_experiments_without_runs_and_says_off_for_
     everything = report.Study(tmp_path, pd.DataFrame([{"run": f"r{i}", **r, "experiment": e} for i, (r, e) in enumerate(
         zip(rows * 3, claims.BEYOND * 3))]), main="paper")
     assert claims.beyond_pending(everything) == ""
+
+
+def test_the_abstract_states_each_claims_verdict_from_the_runs():
+    """The abstract says what was found, not only the scores: each clause computed from the runs, with the
+    verdict of the claim's own section (a tiny committed record set of smoke runs)."""
+    from conftest import REPO
+
+    study = report.load_study(REPO / "tests" / "records")
+    found = claims.findings(study)
+    summary = study.summary
+    mean = lambda e: summary[summary.experiment == e].mIoU.mean()
+    pretraining = mean("deeplabv3plus_pretrained") - mean("deeplabv3plus_lite2_scratch")
+    assert found[0].startswith(f"ImageNet pretraining changes mIoU by {pretraining:+.1f} points against the same model")
+    gap = results.gap_vs_noise(summary[summary.experiment == "deeplabv3plus_pretrained"].mIoU,
+                               summary[summary.experiment == "deeplabv3plus_pretrained_lovasz"].mIoU)
+    judged = "beyond seed variation" if gap["exceeds_noise"] else "within seed variation"
+    assert found[1].startswith(f"Lovász-Softmax in place of cross-entropy changes it by {gap['difference']:+.1f} points "
+                               f"({judged}) and gives ")
+    assert "over the last quarter of its 3 iterations" in found[2] and len(found) == 3  # no experiment beyond ran
+    # without the like-for-like scratch run the abstract claims nothing about pretraining (its section explains)
+    less = report.Study(study.results, summary[summary.experiment != "deeplabv3plus_lite2_scratch"],
+                        study.records, main=study.main)
+    assert not any("pretraining" in clause for clause in claims.findings(less))
