@@ -380,42 +380,36 @@ def closeup_ids(study: Study, dataset, count: int = 2) -> list[str]:
     return chosen[:count]
 
 
-def _judged(gap: dict) -> str:
-    if not np.isfinite(gap["noise"]):
-        return "one seed each, not judged"
-    return "beyond seed variation" if gap["exceeds_noise"] else "within seed variation"
-
-
 def findings(study: Study) -> list[str]:
-    """The abstract's findings, one clause per claim that has its runs, from the same numbers and verdicts
-    as the claims' sections: pretraining (like for like only), Lovász against cross-entropy (mIoU and
-    borders), the schedule (the pretrained model's learning curve) and each experiment beyond the report."""
+    """The abstract's findings in mIoU points, one clause per claim that has its runs, with the verdict (as the
+    tables word it) of the claim's own section: pretraining (like for like only), Lovász against
+    cross-entropy (mIoU and borders), each experiment beyond the report, the schedule (the pretrained
+    model's learning curve over its last quarter)."""
     out = []
     pre, like = study.runs_of(PRETRAINED), study.runs_of(LIKE_SCRATCH)
     if not pre.empty and not like.empty:
         gap = gap_vs_noise(like.mIoU, pre.mIoU)
-        out.append(f"ImageNet pretraining changes mIoU by {gap['difference']:+.1f} points against the same model from "
-                   f"scratch ({_judged(gap)})")
+        out.append(f"pretraining {gap['difference']:+.1f} over the same model from scratch ({short_verdict(gap)})")
     lovasz = study.runs_of(LOVASZ)
     if not pre.empty and not lovasz.empty:
         gap = gap_vs_noise(pre.mIoU, lovasz.mIoU)
-        clause = f"Lovász-Softmax in place of cross-entropy changes it by {gap['difference']:+.1f} points ({_judged(gap)})"
+        clause = f"Lovász-Softmax in place of cross-entropy {gap['difference']:+.1f} ({short_verdict(gap)})"
         measures = border_measures(study)
         if {m["experiment"] for m in measures} >= {CE, LOVASZ}:
             rough = difference_vs_noise(measures, "roughness", CE, LOVASZ)
             word = "rougher" if rough["difference"] > 0 else "smoother"
-            clause += f" and gives {word} borders (roughness ratio {rough['difference']:+.2f}, {_judged(rough)})"
+            clause += f", with {word} borders (roughness ratio {rough['difference']:+.2f}, {short_verdict(rough)})"
         out.append(clause)
     for experiment, runs in ([] if pre.empty else _ran_beyond(study)):
         gap = gap_vs_noise(pre.mIoU, runs.mIoU)
-        out.append(f"{FINDING_NAMES[experiment]} changes it by {gap['difference']:+.1f} points ({_judged(gap)})")
+        out.append(f"{FINDING_NAMES[experiment]} {gap['difference']:+.1f} ({short_verdict(gap)})")
     table, _ = iterations_claim(study)
     if table is not None and TITLES[PRETRAINED] in table.index:
         row = table.loc[TITLES[PRETRAINED]]
-        state = {"still rising": "still rises beyond seed variation", "flattened": "is flat within seed variation",
-                 "one seed": "changes (one seed, not judged)"}[row.verdict]
-        out.append(f"the pretrained model's val mIoU {state} over the last quarter of its {row.iterations} iterations "
-                   f"(a change of {row.change} points)")
+        sign = "" if row.change.startswith("-") else "+"
+        state = {"still rising": "still rising", "flattened": "flat", "one seed": "one seed"}[row.verdict]
+        out.append(f"the pretrained model over the last quarter of its {row.iterations} iterations {sign}{row.change} "
+                   f"({state})")
     return out
 
 

@@ -487,16 +487,16 @@ def test_the_abstract_states_each_claims_verdict_from_the_runs():
     study = report.load_study(REPO / "tests" / "records")
     found = claims.findings(study)
     summary = study.summary
-    mean = lambda e: summary[summary.experiment == e].mIoU.mean()
-    pretraining = mean("deeplabv3plus_pretrained") - mean("deeplabv3plus_lite2_scratch")
-    assert found[0].startswith(f"ImageNet pretraining changes mIoU by {pretraining:+.1f} points against the same model")
-    gap = results.gap_vs_noise(summary[summary.experiment == "deeplabv3plus_pretrained"].mIoU,
-                               summary[summary.experiment == "deeplabv3plus_pretrained_lovasz"].mIoU)
-    judged = "beyond seed variation" if gap["exceeds_noise"] else "within seed variation"
-    assert found[1].startswith(f"Lovász-Softmax in place of cross-entropy changes it by {gap['difference']:+.1f} points "
-                               f"({judged}) and gives ")
-    assert "over the last quarter of its 3 iterations" in found[2] and len(found) == 3  # no experiment beyond ran
+    miou = lambda e: summary[summary.experiment == e].mIoU
+    gap = results.gap_vs_noise(miou("deeplabv3plus_lite2_scratch"), miou("deeplabv3plus_pretrained"))
+    assert found[0] == (f"pretraining {gap['difference']:+.1f} over the same model from scratch "
+                        f"({results.short_verdict(gap)})")
+    gap = results.gap_vs_noise(miou("deeplabv3plus_pretrained"), miou("deeplabv3plus_pretrained_lovasz"))
+    assert found[1].startswith(f"Lovász-Softmax in place of cross-entropy {gap['difference']:+.1f} "
+                               f"({results.short_verdict(gap)}), with ")
+    assert found[2].startswith("the pretrained model over the last quarter of its 3 iterations ")
+    assert len(found) == 3  # no experiment beyond the report ran
     # without the like-for-like scratch run the abstract claims nothing about pretraining (its section explains)
     less = report.Study(study.results, summary[summary.experiment != "deeplabv3plus_lite2_scratch"],
                         study.records, main=study.main)
-    assert not any("pretraining" in clause for clause in claims.findings(less))
+    assert not any(clause.startswith("pretraining") for clause in claims.findings(less))
