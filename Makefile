@@ -1,6 +1,7 @@
 # make report            the whole study on the embedded sample (smoke profile, CPU, minutes) -> output/smoke/report/
 # make report PROFILE=cpu DATA=../shared/data/pascal-part OUT=.   the real runs -> report/, figures/, results/
-# make status ...        where each run of that study stands (same variables as report)
+# make status ...        where each run of that study stands (same variables as report; MEASURE=1 times
+#                         a few training steps here for runs not started, minutes on a CPU)
 # make rerender          the committed report from results/ alone (no training)
 # make inference PROFILE=paper DATA=... OUT=.   the experiments' inference images/s side by side -> OUT/results/inference.json
 # make test              the test suite
@@ -44,7 +45,7 @@ report: setup pdf-deps
 
 # where each run of that study stands (same variables as report); trains nothing
 status: setup
-	$(PY) -m seglib pipeline --status --profile $(PROFILE) --out $(OUT) --seeds $(SEEDS) $(if $(EXTRA),--extra $(EXTRA),) $(if $(EXPERIMENTS),--experiments $(EXPERIMENTS),)
+	$(PY) -m seglib pipeline --status $(if $(MEASURE),--measure,) --profile $(PROFILE) --out $(OUT) --seeds $(SEEDS) $(if $(EXTRA),--extra $(EXTRA),) $(if $(EXPERIMENTS),--experiments $(EXPERIMENTS),)
 
 # the committed report again from results/ alone: no training, no checkpoint (DATA=... where the
 # photos are, if not in the folder the runs recorded)

@@ -134,7 +134,7 @@ def cmd_pipeline(args):
 
     run_pipeline(profile=args.profile, data=args.data, out=args.out, seeds=args.seeds, force=args.force,
                  only=args.only, formats=args.formats, device=args.device, extra=args.extra, from_records=args.from_records,
-                 experiments=args.experiments, status=args.status)
+                 experiments=args.experiments, status=args.status, measure=args.measure)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -223,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the experiments run under --profile (default all); others can join with --extra under another profile")
     p.add_argument("--status", action="store_true", help="print where each run of the study stands (finished, "
                    "at which checkpoint, not started) and stop")
+    p.add_argument("--measure", action="store_true", help="with --status: time a few training steps here for the runs "
+                   "not started that have no pace from this machine (minutes on a CPU), so the time left is this "
+                   "machine's")
     p.add_argument("--from-records", action="store_true",
                    help="render the report from OUT/results (summary.csv and runs/ records) alone: no training, no checkpoint")
     p.set_defaults(func=cmd_pipeline)

@@ -154,7 +154,7 @@ def write_results(results_dir: Path, tags, ids, rule: str) -> None:
 
 def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), force=False, only=None,
                  formats=("html", "pdf"), device="auto", extra=(), from_records=False, experiments=None,
-                 status=False) -> dict:
+                 status=False, measure=False) -> dict:
     """extra: EXPERIMENT@PROFILE[:SEEDS] runs beside the study (say a longer one), in the results tables and
     Figure 5 as rows of their own; the border analysis stays within the study's profile."""
     out = Path(out).resolve()
@@ -168,7 +168,7 @@ def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), for
             raise SeglibError(f"unknown profile {profile!r}; choose one of: {', '.join(configs.PROFILES)}")
         study = experiment_runs(list(seeds), profile, parse_extra(extra, profile, tuple(seeds)), experiments)
         if status:  # where each run stands; nothing is trained or rendered
-            lines = study_status(study, out, device)
+            lines = study_status(study, out, device, measure)
             print("\n".join(lines), flush=True)
             return {"status": lines}
         if not data.is_dir():

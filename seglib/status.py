@@ -1,7 +1,8 @@
 """Where a study stands (`make status`): per run, finished (its mIoU, whether its record is exported),
 how far an unfinished run got and its pace, or when a run not started would end, from the pace of a run
 with the same step cost, measured on this machine where one was (a CPU's pace differs threefold between
-machines of one kind), else on another, said so."""
+machines of one kind), else on another, said so; with measure=True, a few training steps timed here
+instead of another machine's pace (`make status MEASURE=1`: will the next run fit the time I have?)."""
 from __future__ import annotations
 
 import math
@@ -32,12 +33,47 @@ def measured_paces(study, out: Path, here: str) -> dict:
     return found
 
 
-def study_status(study, out: Path, device: str = "auto") -> list[str]:
-    """One line per run of the study, in training order, and the training time left on this machine."""
+TIMED_HERE = "timed here ({steps} steps on random inputs, without data loading or the learning curve)"
+
+
+def timed_paces(study, out: Path, device, measured: dict, steps: int = 3) -> dict:
+    """pace_key -> (s/iteration, TIMED_HERE, True) for each step cost of the study's runs not finished here
+    or elsewhere that has no pace from this machine: `steps` steps after one warm-up, on random inputs, with
+    the run's model, crop, batch, precision and memory format (a cross-entropy step: the Lovász and hierarchy
+    losses add little), one timing per model, crop and batch."""
+    from .bench import train_throughput
+    from .runtime import precision_for
+
+    configs_by_tag = {tag: configs.load(e, p, {"seed": s}) for e, p, s, tag in study}
+    # a run in progress here paces the others of its step cost (study_status reads its checkpoint)
+    running = {pace_key(c) for tag, c in configs_by_tag.items() if (out / "runs" / tag / "last.pt").is_file()}
+    timed, by_shape = {}, {}
+    for tag, config in configs_by_tag.items():
+        key = pace_key(config)
+        done = configs.is_complete(out / "runs" / tag) or records.complete(out / "results" / "runs" / tag)
+        if done or key in running or measured.get(key, (0, 0, False))[2] or key in timed:
+            continue
+        shape = (config["model"], config["crop_size"], config["batch_size"])
+        if shape not in by_shape:
+            print(f"[status] timing {steps} training steps of {shape[0]} at crop {shape[1]}, batch {shape[2]} ...",
+                  flush=True)
+            per_second = train_throughput(*shape, steps, device, precision_for(config, device),
+                                          config["channels_last"], warmup=1)
+            by_shape[shape] = shape[2] / per_second
+        timed[key] = (by_shape[shape], TIMED_HERE.format(steps=steps), True)
+    return timed
+
+
+def study_status(study, out: Path, device: str = "auto", measure: bool = False) -> list[str]:
+    """One line per run of the study, in training order, and the training time left on this machine;
+    measure=True times runs not started whose step cost has no pace from this machine (minutes on a CPU)."""
     import torch
 
-    here = host_description(resolve_device(device))
+    resolved = resolve_device(device)
+    here = host_description(resolved)
     measured = measured_paces(study, out, here)
+    if measure:
+        measured.update(timed_paces(study, out, resolved, measured))
     lines, left, unknown, borrowed = [], 0.0, 0, 0
     for experiment, run_profile, seed, tag in study:
         run_dir, record = out / "runs" / tag, out / "results" / "runs" / tag
@@ -72,7 +108,9 @@ def study_status(study, out: Path, device: str = "auto") -> list[str]:
             if rate:
                 left += rate * config["iterations"]
                 borrowed += not same
-                state += (f" (about {duration(rate * config['iterations'])} at the {rate:.1f} s/iteration of {source}"
+                at = f"{rate:.1f} s/iteration {source}" if source.startswith("timed here") else \
+                    f"the {rate:.1f} s/iteration of {source}"
+                state += (f" (about {duration(rate * config['iterations'])} at {at}"
                           + ("" if same else ", measured on another machine") + ")")
             else:
                 unknown += 1

@@ -324,6 +324,30 @@ def test_status_times_runs_not_started_at_this_machines_pace_where_it_has_one(sm
             (run / "metrics.json").write_text(text)
 
 
+def test_status_measure_times_here_only_the_step_costs_without_a_pace_from_this_machine(smoke_pipeline, monkeypatch):
+    """make status MEASURE=1: on a new machine a run's time at another machine's pace can be off threefold;
+    a few steps timed here answer whether the next run fits, once per model, crop and batch."""
+    from seglib import bench
+
+    out, _, _ = smoke_pipeline
+    calls, real = [], bench.train_throughput
+
+    def counting(*args, **kwargs):
+        calls.append(args[:3])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bench, "train_throughput", counting)
+    lines = run_pipeline(profile="smoke", out=out, seeds=(0, 1, 2), status=True, measure=True,
+                         experiments=(*STUDY, "deeplabv3plus_pretrained_ce_lovasz"))["status"]
+    state = dict(line.split(": ", 1) for line in lines[:-1])
+    assert calls == [("deeplabv3plus_lite2-d16", 64, 2)]  # the one step cost with no pace from this machine
+    assert re.fullmatch(r"not started \(about \d+ min at \d+\.\d s/iteration timed here \(3 steps on random inputs, "
+                        r"without data loading or the learning curve\)\)",
+                        state["deeplabv3plus_pretrained_ce_lovasz-smoke-seed0"])
+    # a step cost trained here keeps that run's pace (data loading and the learning curve included)
+    assert state["deeplabv3plus_pretrained_lovasz-smoke-seed2"].endswith("of deeplabv3plus_pretrained_lovasz-smoke-seed0)")
+
+
 def test_pace_of_an_unfinished_run_comes_from_its_last_iterations():
     """The loss log's cumulative training seconds over the last 100 iterations give the pace and what is
     left, so a slow start (or an earlier, slower machine) does not skew it."""
