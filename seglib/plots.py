@@ -291,3 +291,18 @@ def confusion_grid(shares: dict, cols: int = 4):
                 ax.set_xlabel("predicted")
         fig.tight_layout(w_pad=0.4, h_pad=0.6)
     return fig
+
+
+def by_person_size(table):
+    """Mean per-image mIoU per bin of person share (rows, in order) for each experiment (columns other than
+    'photos'), one line each."""
+    with plt.rc_context({"font.size": FONT}):
+        fig, ax = plt.subplots(figsize=(PAGE_WIDTH, 2.4))
+        for k, name in enumerate(c for c in table.columns if c != "photos"):
+            ax.plot(range(len(table)), table[name], marker="o", ms=3, lw=1.3, color=f"C{k}", label=name)
+        ax.set_xticks(range(len(table)), [f"{label}\n({n} photos)" for label, n in zip(table.index, table.photos)])
+        ax.set(xlabel="share of the photo's pixels that belong to a body part", ylabel="mean per-image mIoU (%)")
+        ax.grid(alpha=0.3)
+        top = series_legend(fig, *ax.get_legend_handles_labels())
+        fig.tight_layout(rect=(0, 0, 1, 1 - top / fig.get_size_inches()[1]))
+    return fig
