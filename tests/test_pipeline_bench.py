@@ -90,6 +90,7 @@ def test_pipeline_trains_exports_records_and_renders_the_paper(smoke_pipeline):
     assert (out / "figures" / "percentiles.png").is_file() and "percentile of its own per-image mIoU" in html
     assert (out / "figures" / "confusion.png").is_file() and "Where each class's pixels go" in html
     assert (out / "figures" / "person_size.png").is_file() and "<strong>Scores by person size.</strong>" in html
+    assert "<strong>Person size.</strong> DeepLabv3+ pretrained scores " in html  # and in the conclusion
     summary = (out / "results" / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("run,experiment,profile,encoder,weights,loss,seed") and len(summary) == 10
     ids = json.loads((out / "results" / "figures.json").read_text())["ids"]

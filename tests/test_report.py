@@ -359,7 +359,7 @@ def test_the_conclusion_labels_each_generated_verdict_in_bold():
     study = report.load_study(REPO / "tests" / "records")
     text = report.conclusion(study, ["Needs the runs."], ["So the seeds do not show it."], ["One seed, not judged: X."])
     assert text.splitlines() == [f"- **Scores.** {report.abstract(study)}.", "- **Pretraining.** Needs the runs.",
-                                 "- **Lovász-Softmax.** So the seeds do not show it.",
+                                 "- **Lovász-Softmax.** The seeds do not show it.",  # no 'So' out of its paragraph
                                  "- **Schedule.** One seed, not judged: X."]
 
 
