@@ -16,10 +16,15 @@ def _data_arg(parser):
 
 
 def _print_scores(score: dict) -> None:
+    from .confusion import row_shares, stored
     from .results import per_class_table
 
     print(per_class_table(score).to_string(float_format="%.2f", index_names=False))
     print(f"(aAcc {score['aAcc']:.2f})")
+    matrix = stored(score)
+    if matrix is not None:
+        print("where each class's pixels go (% of its pixels; rows ground truth, columns prediction):")
+        print(row_shares(matrix).to_string(float_format="%.1f"))
 
 
 def cmd_train(args):
@@ -38,7 +43,12 @@ def cmd_train(args):
 def cmd_evaluate(args):
     from . import config as configs
     from .data import PascalPartDataset
-    from .evaluate import evaluate_dataset, load_run, predictor_from_config
+    from .evaluate import (
+        confusion_record,
+        evaluate_dataset,
+        load_run,
+        predictor_from_config,
+    )
     from .metrics import scores
 
     if args.update and not configs.is_complete(args.run):
@@ -62,7 +72,8 @@ def cmd_evaluate(args):
         predictor = predictor_from_config(model, config, next(model.parameters()).device, **overrides)
         dataset = PascalPartDataset(data_root, args.split or config["val_split"])
         result = evaluate_dataset(predictor, dataset, args.max_images)
-        score = scores(result["confusion"], dataset.class_names)
+        score = {**scores(result["confusion"], dataset.class_names),
+                 "confusion": confusion_record(result["confusion"], dataset.class_names)}
     _print_scores(score)
     if not args.update:
         print(f"scored {result['images']} {dataset.split} images of {Path(data_root).resolve()}")

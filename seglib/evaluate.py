@@ -227,6 +227,12 @@ def write_scores(run_dir: Path, score: dict, per_image: dict) -> None:
         run_dir / "per_image.csv", index=False)
 
 
+def confusion_record(conf, class_names: list[str]) -> dict:
+    """The pixel counts themselves for metrics.json (rows ground truth, columns prediction, classes.txt's
+    order): where each class's pixels went, which the scores cannot say (seglib.confusion reads them)."""
+    return {"classes": list(class_names), "pixels": np.asarray(conf).astype(np.int64).tolist()}
+
+
 def score_model(model, config: dict, data_root, device, progress: bool = True, num_workers: int = 2) -> dict:
     """The val scores of a model under the config's evaluation settings, with the boundary measures
     of the border analysis and each image's mIoU ("per_image") from the same pass (so it never predicts
@@ -237,10 +243,7 @@ def score_model(model, config: dict, data_root, device, progress: bool = True, n
     result = evaluate_dataset(predictor, val_set, config["max_eval_images"], boundary=True, progress=progress,
                               num_workers=num_workers)
     score = metrics.scores(result["confusion"], val_set.class_names)
-    # the pixel counts themselves (rows ground truth, columns prediction, classes.txt's order): where each
-    # class's pixels went, which the scores above cannot say (seglib.confusion reads them)
-    score["confusion"] = {"classes": list(val_set.class_names),
-                          "pixels": np.asarray(result["confusion"]).astype(np.int64).tolist()}
+    score["confusion"] = confusion_record(result["confusion"], val_set.class_names)
     score["boundary"] = metrics.boundary_scores(result, val_set.class_names)
     if "confusion_plain" in result:
         score["without_tta"] = metrics.scores(result["confusion_plain"], val_set.class_names)

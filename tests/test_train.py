@@ -159,7 +159,8 @@ def test_cli_train_evaluate_predict(sample_root, tmp_path, cli):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[1].startswith("mean")  # the report's form: mean row first
     scores = json.loads((tmp_path / "eval.json").read_text())
-    assert set(scores) == {"mIoU", "mAcc", "aAcc", "per_class"}
+    assert set(scores) == {"mIoU", "mAcc", "aAcc", "per_class", "confusion"}
+    assert sum(map(sum, scores["confusion"]["pixels"])) > 0 and "where each class's pixels go" in proc.stdout
     assert json.loads((run / "metrics.json").read_text())["images"] == 3  # plain evaluate leaves the run alone
     proc = cli("evaluate", "--run", run, "--update", "--no-flip", "--max-images", "2")
     assert proc.returncode == 0, proc.stderr
