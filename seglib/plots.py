@@ -1,6 +1,6 @@
 """Figures: colour-coded masks, overlays, the class legend, learning curves, per-class bars, the
-report's Figure 5 (photo | ground truth | one column per model, masks over the photo), border close-ups and
-confusion matrices."""
+report's Figure 5 (photo | ground truth | one column per model, masks over the photo), border close-ups,
+confusion matrices and scores by person size."""
 from __future__ import annotations
 
 import textwrap
