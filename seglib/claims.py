@@ -407,7 +407,7 @@ def findings(study: Study) -> list[str]:
     if table is not None and TITLES[PRETRAINED] in table.index:
         row = table.loc[TITLES[PRETRAINED]]
         sign = "" if row.change.startswith("-") else "+"
-        state = {"still rising": "still rising", "flattened": "flat", "one seed": "one seed"}[row.verdict]
+        state = "flat" if row.verdict == "flattened" else row.verdict  # or "still rising", "one seed"
         out.append(f"the pretrained model over the last quarter of its {row.iterations} iterations {sign}{row.change} "
                    f"({state})")
     return out

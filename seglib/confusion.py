@@ -10,12 +10,11 @@ import numpy as np
 import pandas as pd
 
 from .claims import BEYOND, verdict_sentence
-from .data import report_order
+from .data import BACKGROUND, report_order
 from .losses import LOWER_BODY, UPPER_BODY
 from .report import PRETRAINED, Study
 from .results import TITLES, fmt, gap_vs_noise, groups, read_metrics, title
 
-BACKGROUND = "background"
 # where a part's missed pixels went, as part_errors names its columns
 SPLIT = {"background": "taken for background", "same half": "taken for another part of the same half body",
          "other half": "taken for a part of the other half body"}
@@ -84,10 +83,9 @@ def errors_table(study: Study) -> pd.DataFrame | None:
     another part of the same half and for a part of the other half (mean ± std over seeds)."""
     rows = {}
     for name, frames in _stored_by_experiment(study):
-        splits = [part_errors(f) for f in frames]
-        if any(e is None for e in splits):
+        seeds = _all_parts(frames)
+        if seeds.empty:  # classes without the body halves
             continue
-        seeds = pd.DataFrame([e.loc["all parts"] for e in splits])
         rows[name] = {"seeds": len(frames), "missed": fmt(seeds["missed"], 1),
                       **{f"to {kind}": fmt(seeds[kind], 1) for kind in SPLIT}}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("experiment") if rows else None
@@ -106,8 +104,13 @@ def largest_error(study: Study) -> str:
 
 def per_seed(study: Study, experiment: str) -> pd.DataFrame:
     """One row per run of the experiment (main profile) with a stored matrix: the all-parts error split."""
-    rows = [part_errors(f) for f in run_matrices(study, study.runs_of(experiment))]
-    return pd.DataFrame([r.loc["all parts"] for r in rows if r is not None])
+    return _all_parts(run_matrices(study, study.runs_of(experiment)))
+
+
+def _all_parts(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The all-parts error split of each matrix, a row each (none where the classes have no body halves)."""
+    splits = (part_errors(f) for f in frames)
+    return pd.DataFrame([e.loc["all parts"] for e in splits if e is not None])
 
 
 def against_ce(study: Study) -> list[str]:

@@ -22,7 +22,8 @@ READABLE_NAMES = {
     "bg": "background", "head": "head", "torso": "torso", "up_hand": "upper-arms",
     "low_hand": "lower-arms", "up_leg": "upper-legs", "low_leg": "lower-legs",
 }
-REPORT_ORDER = ["background", "head", "torso", "upper-arms", "lower-arms", "upper-legs", "lower-legs"]
+BACKGROUND = "background"  # the readable name of class 0 ("bg" in classes.txt): everything not a body part
+REPORT_ORDER = [BACKGROUND, "head", "torso", "upper-arms", "lower-arms", "upper-legs", "lower-legs"]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MASK_SUFFIXES = (".png", ".npy")
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .data import BACKGROUND
 from .report import PRETRAINED, Study
 from .results import TITLES, groups, title
-
-BACKGROUND = "background"
 
 
 def person_share(facts: pd.DataFrame, class_names: list[str]) -> pd.Series | None:

@@ -231,9 +231,9 @@ def conclusion(study: Study, pretraining: list[str], lovasz: list[str], iteratio
     """The conclusion's sentences, assembled from the claims' generated verdicts."""
     lines = [f"- **Scores.** {abstract(study)}."]
     lines += [f"- **Pretraining.** {pretraining[0]}"] if pretraining else []
-    # the claim's last sentence is its conclusion ("So Lovász borders are ..."): a bullet of its own drops the "So"
-    last = lovasz[-1].removeprefix("So ") if lovasz else ""
-    lines += [f"- **Lovász-Softmax.** {last[:1].upper() + last[1:]}"] if lovasz else []
+    if lovasz:  # the claim's last sentence is its conclusion ("So Lovász borders are ..."): alone, without "So"
+        last = lovasz[-1].removeprefix("So ")
+        lines.append(f"- **Lovász-Softmax.** {last[:1].upper() + last[1:]}")
     lines += [f"- **Schedule.** {line}" for line in iterations]
     lines += [f"- **{title}.** {sentences[0]}" for title, sentences in beyond]
     return "\n".join(lines)
