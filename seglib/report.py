@@ -318,6 +318,10 @@ FIGURE_BEGIN, FIGURE_END = "\\begin{figure}[htbp]\\centering", "\\end{figure}"
 # page must now be 80% full; a figure may take up to 85% of a text page.
 FLOAT_PLACEMENT = ("\\renewcommand{\\topfraction}{0.85}\\renewcommand{\\bottomfraction}{0.7}"
                    "\\renewcommand{\\textfraction}{0.1}\\renewcommand{\\floatpagefraction}{0.8}")
+# A figure still waiting for its place when the references begin (Figure 7 printed between two pages of
+# references) is put out first: a new page only when one is waiting (as placeins' \FloatBarrier does,
+# without a package nbconvert's template lacks).
+FLOAT_BARRIER = "\\makeatletter\\ifx\\@deferlist\\@empty\\else\\clearpage\\fi\\makeatother"
 
 
 def first_seed_records(study: Study, experiments=None) -> dict[str, Path]:

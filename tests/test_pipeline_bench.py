@@ -15,7 +15,7 @@ from seglib import config as configs
 from seglib.errors import SeglibError
 from seglib.evaluate import eval_size
 from seglib.pipeline import NOTEBOOKS_DIR, run_pipeline
-from seglib.report import fmt
+from seglib.report import FLOAT_BARRIER, fmt
 from seglib.results import seconds_per_iteration
 from seglib.status import pace
 
@@ -115,6 +115,9 @@ def test_pipeline_trains_exports_records_and_renders_the_paper(smoke_pipeline):
     figures = [i for i, k in enumerate(kinds) if k == "image"]
     assert figures and all(kinds[i - 1:i + 3] == ["begin", "image", "caption", "end"] for i in figures), kinds
     assert kinds.count("begin") == kinds.count("end") == len(figures)
+    outputs = [d for c in report.cells if c.cell_type == "code" for o in c.outputs for d in [o.get("data", {})]]
+    references = next(i for i, d in enumerate(outputs) if d.get("text/markdown", "").startswith("# References"))
+    assert outputs[references - 1].get("text/latex") == FLOAT_BARRIER  # no figure among the references
     if "pdf" in formats:
         assert (out / "report" / "report.pdf").read_bytes()[:4] == b"%PDF"
 

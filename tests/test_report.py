@@ -252,6 +252,32 @@ def test_a_figure_of_half_a_page_shares_its_page_with_text(tmp_path):
     assert _pages(tmp_path, report.FLOAT_PLACEMENT + body) == 2
 
 
+def _label_pages(tmp_path) -> dict[str, int]:
+    """{label: page} from the .aux of the last _pages document."""
+    import re
+
+    return {name: int(page) for name, page in
+            re.findall(r"\\newlabel\{(\w+)\}\{\{[^}]*\}\{(\d+)\}", (tmp_path / "page.aux").read_text())}
+
+
+@pytest.mark.skipif(which("xelatex") is None, reason="needs xelatex (make pdf-deps)")
+def test_a_waiting_figure_is_put_out_before_the_references(tmp_path):
+    """Figure 7 (7 in tall, too tall for what was left of its page) was printed between two pages of
+    references: LaTeX sent it to the next page while the text, references included, ran on. The barrier
+    before the references puts out a waiting figure first, and does nothing when none waits."""
+    figure = report.FIGURE_BEGIN + "\\rule{1pt}{7in}\\label{fig}\\par" + report.FIGURE_END
+    references = "\\noindent References\\label{refs}\\par" + "".join("\\noindent\\rule{1pt}{0.5in}\\par" for _ in range(4))
+    body = report.FLOAT_PLACEMENT + "\\noindent\\rule{1pt}{6in}\\par" + figure
+    _pages(tmp_path, body + references)
+    pages = _label_pages(tmp_path)
+    assert pages["fig"] > pages["refs"]  # without the barrier: the references begin before the figure
+    _pages(tmp_path, body + report.FLOAT_BARRIER + references)
+    pages = _label_pages(tmp_path)
+    assert pages["fig"] < pages["refs"]
+    assert _pages(tmp_path, report.FLOAT_PLACEMENT + "\\noindent\\rule{1pt}{2in}\\par" + report.FLOAT_BARRIER
+                  + references) == 1  # nothing waits: no new page
+
+
 def test_verdicts_are_generated_from_the_numbers():
     gap = {"a": "cross-entropy", "b": "Lovász", **claims.gap_vs_noise([1.00, 1.02, 0.98], [1.30, 1.32, 1.28])}
     sentence = claims.verdict_sentence("roughness", gap, digits=3)
