@@ -337,7 +337,7 @@ def iterations_claim(study: Study) -> tuple[pd.DataFrame | None, list[str]]:
     words = {"still rising": "still rising beyond seed variation at the end (more iterations would likely help)",
              "flattened": "flat within seed variation over the last quarter (the claim holds)",
              "one seed": "one seed, not judged"}
-    lines = [f"{words[state]}: {', '.join(names)}." for state, names in groups_by_state.items()]
+    lines = [f"{words[state]}: {', '.join(groups_by_state[state])}." for state in words if state in groups_by_state]
     return pd.DataFrame(rows).set_index("experiment"), [line[0].upper() + line[1:] for line in lines]
 
 

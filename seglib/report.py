@@ -234,7 +234,7 @@ def conclusion(study: Study, pretraining: list[str], lovasz: list[str], iteratio
     if lovasz:  # the claim's last sentence is its conclusion ("So Lovász borders are ..."): alone, without "So"
         last = lovasz[-1].removeprefix("So ")
         lines.append(f"- **Lovász-Softmax.** {last[:1].upper() + last[1:]}")
-    lines += [f"- **Schedule.** {line}" for line in iterations]
+    lines += [f"- **Schedule.** {' '.join(iterations)}"] if iterations else []
     lines += [f"- **{title}.** {sentences[0]}" for title, sentences in beyond]
     return "\n".join(lines)
 

@@ -486,8 +486,12 @@ def test_the_learning_curves_show_the_runs_of_another_profile_too():
     curves, logs = claims.all_curves(both)
     assert "DeepLabv3+ R50 (scratch) [paper256]" in curves and "DeepLabv3+ pretrained" in curves
     assert len(logs["DeepLabv3+ pretrained"]) == 2  # the main profile's two seeds, unchanged
-    table, _ = claims.iterations_claim(both)
+    table, lines = claims.iterations_claim(both)
     assert "DeepLabv3+ R50 (scratch) [paper256]" in table.index
+    # the verdicts first, the runs not judged last (the unjudged one-seed group led when its run came first)
+    assert len(lines) == 2 and lines[-1].startswith("One seed, not judged: DeepLabv3+ R50 (scratch) [paper256]")
+    text = report.conclusion(both, [], [], lines)
+    assert text.count("**Schedule.**") == 1 and text.endswith(" ".join(lines))  # one point, not one per group
 
 
 def test_the_beyond_section_names_the_experiments_without_runs_and_says_off_for_no_hierarchy(tmp_path):
