@@ -387,6 +387,10 @@ def test_the_conclusion_labels_each_generated_verdict_in_bold():
     assert text.splitlines() == [f"- **Scores.** {report.abstract(study)}.", "- **Pretraining.** Needs the runs.",
                                  "- **Lovász-Softmax.** The seeds do not show it.",  # no 'So' out of its paragraph
                                  "- **Schedule.** One seed, not judged: X."]
+    # "at about the same mIoU" is half the claim: the point gives the mIoU sentence before the border verdict
+    both = report.conclusion(study, [], ["mIoU (%): Lovász 40 against cross-entropy 50.", "Roughness: 1.3 against 1.0.",
+                                         "So Lovász borders are rougher."], [])
+    assert "- **Lovász-Softmax.** mIoU (%): Lovász 40 against cross-entropy 50. Lovász borders are rougher." in both
 
 
 def test_what_each_change_gave_is_read_from_the_runs(tmp_path):
@@ -470,6 +474,13 @@ def test_the_abstract_names_a_run_of_another_profile_with_its_schedule():
     assert (f"DeepLabv3+ R50 (scratch) 21.50 mIoU (crop 256, 2000 iterations; 1 seed; course report "
             f"{theirs:.2f} at crop 512)") in text
     assert "DeepLabv3+ pretrained " in text and "[paper256]" not in text
+    # a course report model without a run is named, not silently left out of the "four models"
+    fcn = report.course_report()["fcn_unet_scratch"]["mIoU"]
+    assert text.endswith(f"; FCN+U-Net (scratch) not run yet (course report {fcn:.2f})")
+    assert report.not_run(study) == ["fcn_unet_scratch", report.R50_SCRATCH]
+    fcn_run = extra.assign(experiment="fcn_unet_scratch")
+    assert "not run yet" not in report.abstract(report.Study(study.results, pd.concat([study.summary, extra, fcn_run]),
+                                                             study.records, main=study.main))
 
 
 def test_the_learning_curves_show_the_runs_of_another_profile_too():
