@@ -231,7 +231,7 @@ def _pages(tmp_path, body: str) -> int:
     import re
     import subprocess
 
-    tex = ("\\documentclass{article}\\usepackage[letterpaper,margin=1in]{geometry}\\begin{document}"
+    tex = ("\\documentclass[11pt]{article}\\usepackage[letterpaper,margin=1in]{geometry}\\begin{document}"
            + body + "\\end{document}\n")
     (tmp_path / "page.tex").write_text(tex)
     done = subprocess.run(["xelatex", "-interaction=nonstopmode", "page.tex"], cwd=tmp_path, capture_output=True,
@@ -276,6 +276,23 @@ def test_a_waiting_figure_is_put_out_before_the_references(tmp_path):
     assert pages["fig"] < pages["refs"]
     assert _pages(tmp_path, report.FLOAT_PLACEMENT + "\\noindent\\rule{1pt}{2in}\\par" + report.FLOAT_BARRIER
                   + references) == 1  # nothing waits: no new page
+
+
+@pytest.mark.skipif(which("xelatex") is None, reason="needs xelatex (make pdf-deps)")
+def test_the_tallest_report_figure_tops_a_page_of_text(tmp_path):
+    """Figure 7, drawn to the 7 in the figures were allowed, plus its caption was too tall to top a page
+    (topfraction): it waited for a page of its own, printed in the middle of the conclusion. A figure of
+    PAGE_HEIGHT with a five-line caption now tops the next page, and the text after it follows it there."""
+    caption = "\\textbf{Figure 7.} " + "The same rows as Figure 2, for the experiments beyond the report. " * 7
+    boxes = "".join(f"\\noindent\\rule{{1pt}}{{0.5in}}\\label{{b{i}}}\\par" for i in range(14))
+    body = lambda height: (report.FLOAT_PLACEMENT + "\\noindent\\rule{1pt}{6in}\\par" + report.FIGURE_BEGIN
+                           + f"\\rule{{1pt}}{{{height}in}}\\label{{fig}}\\par " + caption + report.FIGURE_END + boxes)
+    _pages(tmp_path, body(7.0))
+    pages = _label_pages(tmp_path)
+    assert pages["fig"] != pages["b13"]  # 7 in: a page of its own, the text after it on another
+    assert _pages(tmp_path, body(plots.PAGE_HEIGHT)) == 3
+    pages = _label_pages(tmp_path)
+    assert pages["fig"] == 2 and pages["b7"] == 2  # on top of page 2, the text running on under it
 
 
 def test_verdicts_are_generated_from_the_numbers():
