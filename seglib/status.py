@@ -21,13 +21,16 @@ def pace_key(config: dict) -> tuple:
 
 def measured_paces(study, out: Path, here: str) -> dict:
     """pace_key -> (s/iteration, the finished run it was measured on, whether on this machine): the
-    study's first finished run per key, one trained on this machine before any other."""
+    study's first finished run per key, one trained on this machine before any other. Only a run folder
+    here counts as this machine: an exported record alone came from another checkout, whose CPU may share
+    this one's description ("AMD EPYC, 2 threads") and not its pace (6.5 against 9.1 s/iteration)."""
     found = {}
     for _, _, _, tag in study:  # a run folder here before its exported record
         folder = next((f for f in (out / "runs" / tag, out / "results" / "runs" / tag) if (f / "metrics.json").is_file()), None)
         rate = seconds_per_iteration(folder) if folder else None
         if rate:
-            key, same = pace_key(configs.read_run_config(folder)), read_metrics(folder).get("host") == here
+            same = folder == out / "runs" / tag and read_metrics(folder).get("host") == here
+            key = pace_key(configs.read_run_config(folder))
             if key not in found or (same and not found[key][2]):
                 found[key] = (rate, tag, same)
     return found
