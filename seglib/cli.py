@@ -102,10 +102,10 @@ def cmd_bench(args):
     from .bench import inference_speed, run_benchmark
 
     if args.experiments is not None:
-        from .claims import BEYOND
+        from .beyond import EXPERIMENTS
         from .report import PRETRAINED
 
-        names = args.experiments or [PRETRAINED, *BEYOND]  # none named: the ones the report compares
+        names = args.experiments or [PRETRAINED, *EXPERIMENTS]  # none named: the ones the report compares
         result = inference_speed(names, args.profile, args.data, args.images, args.rounds, args.device)
     else:
         result = run_benchmark(args.model, args.crop, args.batch, args.iters, args.device, args.data, args.precision,

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .claims import BEYOND, verdict_sentence
+from . import beyond
+from .claims import verdict_sentence
 from .data import BACKGROUND, report_order
 from .losses import LOWER_BODY, UPPER_BODY
 from .report import PRETRAINED, Study
@@ -119,7 +120,7 @@ def against_ce(study: Study) -> list[str]:
     against seed-to-seed variation. Empty where either side has no stored matrix."""
     base = per_seed(study, PRETRAINED)
     lines = []
-    for experiment in BEYOND:
+    for experiment in beyond.EXPERIMENTS:
         runs = per_seed(study, experiment)
         if base.empty or runs.empty:
             continue

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, run_cli
 
-from seglib import claims, records
+from seglib import beyond, records
 from seglib import config as configs
 from seglib.errors import SeglibError
 from seglib.evaluate import eval_size
@@ -467,7 +467,7 @@ def test_bench_times_each_experiments_inference_in_turn(tmp_path, cli):
     assert len(base["images_per_s"]) == 2 and min(base["images_per_s"] + best["images_per_s"]) > 0
     proc = cli("bench", "--experiments", "--profile", "smoke", "--images", "1", "--rounds", "1", "--json", out)
     assert proc.returncode == 0, proc.stderr  # none named: the ones the report compares, as make inference runs it
-    assert list(json.loads(out.read_text())["experiments"]) == ["deeplabv3plus_pretrained", *claims.BEYOND]
+    assert list(json.loads(out.read_text())["experiments"]) == ["deeplabv3plus_pretrained", *beyond.EXPERIMENTS]
     proc = cli("bench", "--experiments", "no_such_experiment", "--profile", "smoke", "--images", "1")
     assert proc.returncode != 0 and "no_such_experiment" in proc.stderr and "Traceback" not in proc.stderr
 

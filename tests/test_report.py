@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seglib import claims, plots, records, report, results
+from seglib import beyond, claims, plots, records, report, results
 from seglib.data import PascalPartDataset
 from seglib.errors import SeglibError
 
@@ -109,7 +109,7 @@ def test_inference_cost_is_measured_images_per_second_beside_the_baseline(tmp_pa
     results = tmp_path / "results"
     shutil.copytree(Path(__file__).parent / "records", results)
     summary = pd.read_csv(results / "summary.csv")
-    summary["experiment"] = summary.experiment.replace("deeplabv3plus_pretrained_lovasz", claims.BEYOND[0])
+    summary["experiment"] = summary.experiment.replace("deeplabv3plus_pretrained_lovasz", beyond.EXPERIMENTS[0])
     summary.to_csv(results / "summary.csv", index=False)
 
     def score(run, seconds, host):
@@ -119,26 +119,26 @@ def test_inference_cost_is_measured_images_per_second_beside_the_baseline(tmp_pa
     base, added = "deeplabv3plus_pretrained-smoke-seed", "deeplabv3plus_pretrained_lovasz-smoke-seed"
     for run, seconds in ((base + "0", 1.0), (base + "1", 3.0), (added + "0", 6.0), (added + "1", 6.0)):
         score(run, seconds, "cpu A")
-    line = claims.inference_cost(report.load_study(results), claims.BEYOND[0])  # 3 images/run: 3/6; 3/1, 3/3
+    line = beyond.inference_cost(report.load_study(results), beyond.EXPERIMENTS[0])  # 3 images/run: 3/6; 3/1, 3/3
     assert "1 forward pass per image against 1 forward pass;" in line
     assert "0.50 ± 0.00 images/s against 2.00 ± 1.41 images/s" in line and "measured on one machine, cpu A)" in line
     # the same model scored hours apart runs at different speeds on a CPU: the gap is judged, not just shown
     assert "a difference of -1.50 images/s that is within run-to-run variation (2 x 1.41)" in line
     # a baseline run scored on a faster machine is left out of the comparison, and said to be
     score(base + "1", 0.3, "cpu B")
-    line = claims.inference_cost(report.load_study(results), claims.BEYOND[0])
+    line = beyond.inference_cost(report.load_study(results), beyond.EXPERIMENTS[0])
     assert "0.50 ± 0.00 images/s against 3.00 images/s" in line and "1 run scored on other machines left out" in line
     # no machine scored both experiments: the speeds are shown with their machines and not compared
     score(base + "0", 0.3, "cpu B")
-    line = claims.inference_cost(report.load_study(results), claims.BEYOND[0])
+    line = beyond.inference_cost(report.load_study(results), beyond.EXPERIMENTS[0])
     assert "0.50 ± 0.00 images/s on cpu A against 10.00 ± 0.00 images/s on cpu B" in line
     assert "not compared" in line and "difference" not in line
     # seglib bench --experiments timed both in turn on one machine: its speeds replace the runs' evaluations
     bench = {"profile": "smoke", "machine": "cpu C", "images": 20, "rounds": 3, "experiments": {
         claims.PRETRAINED: {"passes": 1, "images_per_s": [4.0, 4.2, 3.8]},
-        claims.BEYOND[0]: {"passes": 1, "images_per_s": [3.0, 3.1, 2.9]}}}
+        beyond.EXPERIMENTS[0]: {"passes": 1, "images_per_s": [3.0, 3.1, 2.9]}}}
     (results / "inference.json").write_text(json.dumps(bench))
-    line = claims.inference_cost(report.load_study(results), claims.BEYOND[0])
+    line = beyond.inference_cost(report.load_study(results), beyond.EXPERIMENTS[0])
     assert "3.00 ± 0.10 images/s against 4.00 ± 0.20 images/s (timed in turn on the same 20 val photos, 3 rounds" in line
     assert "on one machine: cpu C" in line and "cpu A" not in line
     assert "a difference of -1.00 images/s that exceeds round-to-round variation (2 x 0.20)" in line
@@ -146,19 +146,19 @@ def test_inference_cost_is_measured_images_per_second_beside_the_baseline(tmp_pa
     one_round = {**bench, "rounds": 1, "experiments": {e: {**v, "images_per_s": v["images_per_s"][:1]}
                                                        for e, v in bench["experiments"].items()}}
     (results / "inference.json").write_text(json.dumps(one_round))
-    line = claims.inference_cost(report.load_study(results), claims.BEYOND[0])
+    line = beyond.inference_cost(report.load_study(results), beyond.EXPERIMENTS[0])
     assert line.endswith("images/s (timed in turn on the same 20 val photos, 1 round, on one machine: cpu C; mean ± std "
                          "over rounds).") and "nan" not in line and "difference" not in line
     # a file without its setting (how many photos and rounds, which machine) cannot be described: not used
     (results / "inference.json").write_text(json.dumps({"profile": "smoke", "experiments": bench["experiments"]}))
-    assert "not compared" in claims.inference_cost(report.load_study(results), claims.BEYOND[0])
+    assert "not compared" in beyond.inference_cost(report.load_study(results), beyond.EXPERIMENTS[0])
     # timed under another profile (another evaluation size): not the runs' inference, so not used
     (results / "inference.json").write_text(json.dumps({**bench, "profile": "paper"}))
-    assert "not compared" in claims.inference_cost(report.load_study(results), claims.BEYOND[0])
+    assert "not compared" in beyond.inference_cost(report.load_study(results), beyond.EXPERIMENTS[0])
     # an experiment the benchmark did not time falls back to the runs' evaluations
-    del bench["experiments"][claims.BEYOND[0]]
+    del bench["experiments"][beyond.EXPERIMENTS[0]]
     (results / "inference.json").write_text(json.dumps(bench))
-    assert "not compared" in claims.inference_cost(report.load_study(results), claims.BEYOND[0])
+    assert "not compared" in beyond.inference_cost(report.load_study(results), beyond.EXPERIMENTS[0])
     (results / "inference.json").write_text("{not json")
     with pytest.raises(SeglibError, match="inference.json: not valid JSON"):
         report.load_study(results)
@@ -423,21 +423,21 @@ def test_what_each_change_gave_is_read_from_the_runs(tmp_path):
              for s, m in ((0, 53.0), (1, 53.4), (2, 52.6))]
     rows += [{**base, "experiment": "deeplabv3plus_pretrained_hierarchy", "hierarchy_weight": 0.4, "seed": 0, "mIoU": 51.2}]
     study = report.Study(tmp_path, pd.DataFrame([{"run": f"r{i}", **r} for i, r in enumerate(rows)]), main="paper")
-    table = claims.beyond_table(study)
+    table = beyond.table(study)
     assert list(table.index) == ["cross-entropy", "+ hierarchy", "best recipe"]
     assert list(table.columns) == ["loss", "hierarchy", "rescale", "test flip", "seeds", "mIoU", "gain", "verdict"]
     best = table.loc["best recipe"]
     assert (best["loss"], best["rescale"], best["test flip"]) == ("ce+lovasz", "0.5-2.0", "on")
     assert best["gain"] == "+2.00" and best["verdict"] == "beyond noise"
     assert table.loc["cross-entropy", "mIoU"] == "51.00 ± 0.40" and table.loc["cross-entropy", "verdict"] == "baseline"
-    classes = claims.beyond_classes(study)
+    classes = beyond.classes(study)
     assert list(classes.columns) == ["cross-entropy", "+ hierarchy", "best recipe"]
     assert classes.loc["mean (mIoU)", "best recipe"] == "+2.00*" and classes.loc["head", "best recipe"] == "+0.10"
-    assert claims.beyond_table(report.Study(tmp_path, pd.DataFrame(rows[:3]).assign(run="r"), main="paper")) is None
+    assert beyond.table(report.Study(tmp_path, pd.DataFrame(rows[:3]).assign(run="r"), main="paper")) is None
     # the best recipe's flipped evaluation also scored its plain pass: one more row, the flip's share of the gain
     frame = pd.DataFrame([{"run": f"r{i}", **r} for i, r in enumerate(rows)])
     frame["mIoU without TTA"] = [None] * 3 + [52.0, 52.4, 51.6] + [None]
-    table = claims.beyond_table(report.Study(tmp_path, frame, main="paper"))
+    table = beyond.table(report.Study(tmp_path, frame, main="paper"))
     assert list(table.index) == ["cross-entropy", "+ hierarchy", "best recipe", "best recipe, no test-time aug."]
     plain = table.loc["best recipe, no test-time aug."]
     assert (plain["loss"], plain["rescale"], plain["test flip"], plain["seeds"]) == ("ce+lovasz", "0.5-2.0", "off", 3)
@@ -447,11 +447,11 @@ def test_what_each_change_gave_is_read_from_the_runs(tmp_path):
         "deeplabv3plus_pretrained": {"images_per_s": [4.0, 4.0]},
         "deeplabv3plus_pretrained_best": {"images_per_s": [2.0, 2.2], "plain_images_per_s": [3.9, 4.1]}}}
     study = report.Study(tmp_path, frame, main="paper", inference=timed)
-    speeds = claims.beyond_table(study)["images/s"]
+    speeds = beyond.table(study)["images/s"]
     assert list(speeds) == ["4.00 ± 0.00", "n/a", "2.10 ± 0.14", "4.00 ± 0.14"]
-    assert "20 val photos, 2 rounds, on one machine: cpu" in claims.beyond_table_speed(study)
-    assert "images/s" not in claims.beyond_table(report.Study(tmp_path, frame, main="paper"))
-    assert claims.beyond_table_speed(report.Study(tmp_path, frame, main="paper")) == ""
+    assert "20 val photos, 2 rounds, on one machine: cpu" in beyond.table_speed(study)
+    assert "images/s" not in beyond.table(report.Study(tmp_path, frame, main="paper"))
+    assert beyond.table_speed(report.Study(tmp_path, frame, main="paper")) == ""
 
 
 def test_border_measures_are_one_table_with_both_losses_under_each_measure():
@@ -529,12 +529,12 @@ def test_the_beyond_section_names_the_experiments_without_runs_and_says_off_for_
     rows = [{**base, "experiment": "deeplabv3plus_pretrained", "seed": s, "mIoU": m} for s, m in ((0, 51.0), (1, 51.4))]
     rows += [{**base, "experiment": "deeplabv3plus_pretrained_hierarchy", "hierarchy_weight": 0.4, "seed": 0, "mIoU": 51.2}]
     study = report.Study(tmp_path, pd.DataFrame([{"run": f"r{i}", **r} for i, r in enumerate(rows)]), main="paper")
-    assert claims.beyond_pending(study) == ("Not run yet, so absent from the tables: DeepLabv3+ pretrained, CE + Lovász; "
+    assert beyond.pending(study) == ("Not run yet, so absent from the tables: DeepLabv3+ pretrained, CE + Lovász; "
                                             "DeepLabv3+ pretrained, best recipe.")
-    assert list(claims.beyond_table(study)["hierarchy"]) == ["off", "0.4"]
+    assert list(beyond.table(study)["hierarchy"]) == ["off", "0.4"]
     everything = report.Study(tmp_path, pd.DataFrame([{"run": f"r{i}", **r, "experiment": e} for i, (r, e) in enumerate(
-        zip(rows * 3, claims.BEYOND * 3))]), main="paper")
-    assert claims.beyond_pending(everything) == ""
+        zip(rows * 3, beyond.EXPERIMENTS * 3))]), main="paper")
+    assert beyond.pending(everything) == ""
 
 
 def test_the_abstract_states_each_claims_verdict_from_the_runs():
@@ -553,7 +553,15 @@ def test_the_abstract_states_each_claims_verdict_from_the_runs():
     assert found[1].startswith(f"Lovász-Softmax in place of cross-entropy {gap['difference']:+.1f} "
                                f"({results.short_verdict(gap)}), with ")
     assert found[2].startswith("the pretrained model over the last quarter of its 3 iterations ")
-    assert len(found) == 3  # no experiment beyond the report ran
+    assert len(found) == 3 and beyond.findings(study) == []  # no experiment beyond the report ran
+    # an experiment beyond the report that ran: its clause, worded like its table's verdict, before the schedule's
+    hierarchy = summary[summary.experiment == "deeplabv3plus_pretrained"].assign(
+        experiment="deeplabv3plus_pretrained_hierarchy", mIoU=lambda f: f.mIoU + 10)
+    more = report.Study(study.results, pd.concat([summary, hierarchy]), study.records, main=study.main)
+    clauses = beyond.findings(more)
+    assert clauses == ["the body hierarchy as extra supervision +10.0 (beyond noise)"]  # seeds 11.79, 11.88
+    found = claims.findings(more, clauses)
+    assert found[2] == clauses[0] and found[3].startswith("the pretrained model over the last quarter")
     # without the like-for-like scratch run the abstract claims nothing about pretraining (its section explains)
     less = report.Study(study.results, summary[summary.experiment != "deeplabv3plus_lite2_scratch"],
                         study.records, main=study.main)
