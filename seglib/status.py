@@ -20,7 +20,7 @@ def pace_key(config: dict) -> tuple:
 
 
 def measured_paces(study, out: Path, here: str) -> dict:
-    """pace_key -> (s/iteration, the finished run it was measured on, whether on this machine): the
+    """pace_key -> (s/iteration, where it comes from in words, whether on this machine): the
     study's first finished run per key, one trained on this machine before any other. Only a run folder
     here counts as this machine: an exported record alone came from another checkout, whose CPU may share
     this one's description ("AMD EPYC, 2 threads") and not its pace (6.5 against 9.1 s/iteration)."""
@@ -32,7 +32,7 @@ def measured_paces(study, out: Path, here: str) -> dict:
             same = folder == out / "runs" / tag and read_metrics(folder).get("host") == here
             key = pace_key(configs.read_run_config(folder))
             if key not in found or (same and not found[key][2]):
-                found[key] = (rate, tag, same)
+                found[key] = (rate, f"the {rate:.1f} s/iteration of {tag}", same)
     return found
 
 
@@ -40,10 +40,10 @@ TIMED_HERE = "timed here ({steps} steps on random inputs, without data loading o
 
 
 def timed_paces(study, out: Path, device, measured: dict, steps: int = 3) -> dict:
-    """pace_key -> (s/iteration, TIMED_HERE, True) for each step cost of the study's runs not finished here
-    or elsewhere that has no pace from this machine: `steps` steps after one warm-up, on random inputs, with
-    the run's model, crop, batch, precision and memory format (a cross-entropy step: the Lovász and hierarchy
-    losses add little), one timing per model, crop and batch."""
+    """pace_key -> (s/iteration, "N s/iteration " + TIMED_HERE, True) for each step cost of the study's runs
+    not finished here or elsewhere that has no pace from this machine: `steps` steps after one warm-up, on
+    random inputs, with the run's model, crop, batch, precision and memory format (a cross-entropy step: the
+    Lovász and hierarchy losses add little), one timing per model, crop and batch."""
     from .bench import train_throughput
     from .runtime import precision_for
 
@@ -63,7 +63,7 @@ def timed_paces(study, out: Path, device, measured: dict, steps: int = 3) -> dic
             per_second = train_throughput(*shape, steps, device, precision_for(config, device),
                                           config["channels_last"], warmup=1)
             by_shape[shape] = shape[2] / per_second
-        timed[key] = (by_shape[shape], TIMED_HERE.format(steps=steps), True)
+        timed[key] = (by_shape[shape], f"{by_shape[shape]:.1f} s/iteration " + TIMED_HERE.format(steps=steps), True)
     return timed
 
 
@@ -102,7 +102,7 @@ def study_status(study, out: Path, device: str = "auto", measure: bool = False) 
             if rate:
                 left += rate[0] * (config["iterations"] - history[-1]["iteration"])
                 if not measured.get(pace_key(config), (0, 0, False))[2]:  # its pace here, for its next seeds
-                    measured[pace_key(config)] = (rate[0], tag, True)
+                    measured[pace_key(config)] = (rate[0], f"the {rate[0]:.1f} s/iteration of {tag}", True)
             else:
                 unknown += 1
         else:
@@ -111,9 +111,7 @@ def study_status(study, out: Path, device: str = "auto", measure: bool = False) 
             if rate:
                 left += rate * config["iterations"]
                 borrowed += not same
-                at = f"{rate:.1f} s/iteration {source}" if source.startswith("timed here") else \
-                    f"the {rate:.1f} s/iteration of {source}"
-                state += (f" (about {duration(rate * config['iterations'])} at {at}"
+                state += (f" (about {duration(rate * config['iterations'])} at {source}"
                           + ("" if same else ", measured on another machine") + ")")
             else:
                 unknown += 1
