@@ -3,7 +3,7 @@ the body parts' errors split by the hierarchy's halves."""
 import numpy as np
 import pandas as pd
 
-from seglib import confusion, plots
+from seglib import confusion, plots, report
 from seglib.data import REPORT_ORDER
 
 # the distribution's classes.txt order, not the report's
@@ -65,3 +65,45 @@ def test_a_class_without_pixels_is_no_share():
     frame.loc["head"] = 0
     assert confusion.row_shares(frame).loc["head"].isna().all()
     assert np.isnan(confusion.part_errors(frame).loc["head", "missed"])
+
+
+def _study(tmp_path, matrices: dict) -> report.Study:
+    """A study whose runs store the given matrices: {(experiment, seed): frame}."""
+    import json
+
+    rows, records = [], {}
+    for (experiment, seed), frame in matrices.items():
+        run = f"{experiment}-paper-seed{seed}"
+        folder = tmp_path / "runs" / run
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps(
+            {"mIoU": 50.0, "confusion": {"classes": list(frame.index), "pixels": frame.to_numpy().tolist()}}))
+        rows.append({"run": run, "experiment": experiment, "profile": "paper", "seed": seed, "mIoU": 50.0})
+        records[run] = folder
+    return report.Study(tmp_path, pd.DataFrame(rows), records, main="paper")
+
+
+def test_the_hierarchy_against_cross_entropy_is_one_table_and_one_sentence(tmp_path):
+    """Nine verdict sentences in a row (three experiments, three kinds of error) read as a wall: one table of
+    the CE shares and each experiment's difference, '*' beyond seed variation, and one sentence naming those."""
+    base = _matrix(REPORT_ORDER)
+    fewer = base.copy()
+    fewer.loc["head", ["background", "head"]] = [10, 90]  # 30 fewer part pixels taken for background
+    wobble = base.copy()
+    wobble.loc["head", ["background", "head"]] = [41, 59]
+    study = _study(tmp_path, {("deeplabv3plus_pretrained", 0): base, ("deeplabv3plus_pretrained", 1): wobble,
+                              ("deeplabv3plus_pretrained_hierarchy", 0): fewer,
+                              ("deeplabv3plus_pretrained_hierarchy", 1): fewer})
+    table, sentence = confusion.against_ce(study)
+    assert list(table.columns) == ["cross-entropy", "+ hierarchy"]
+    assert list(table.index) == ["part pixels taken for background", "part pixels taken for another part of the same "
+                                 "half body", "part pixels taken for a part of the other half body"]
+    assert table.loc["part pixels taken for background", "cross-entropy"] == "10.08 ± 0.12"  # 60 and 61 of 600
+    assert table.loc["part pixels taken for background", "+ hierarchy"] == "-5.08*"  # 30 of 600 = 5.00
+    assert table.loc["part pixels taken for another part of the same half body", "+ hierarchy"] == "+0.00"
+    assert sentence == ("Beyond seed-to-seed variation: + hierarchy, part pixels taken for background -5.08 points.")
+    one = _study(tmp_path / "one", {("deeplabv3plus_pretrained", 0): base, ("deeplabv3plus_pretrained_hierarchy", 0): fewer})
+    table, sentence = confusion.against_ce(one)
+    assert table.loc["part pixels taken for background", "+ hierarchy"] == "-5.00"  # no star: one seed each
+    assert sentence == "Not judged (one seed on each side): + hierarchy."
+    assert confusion.against_ce(_study(tmp_path / "ce", {("deeplabv3plus_pretrained", 0): base})) == (None, "")

@@ -73,7 +73,8 @@ def test_pipeline_trains_exports_records_and_renders_the_paper(smoke_pipeline):
                    "DeepLabv3+ pretrained + hierarchy.", "Inference: 1 forward pass per image", " images/s against ",
                    "What each change gave", "<th>hierarchy</th>", "each experiment's gain over it",
                    "Border measures per class", "verdict against seed variation: pretraining ", "Where the errors go.", "Where the body parts' errors go: %",
-                   "Where the parts' errors go.", "Part pixels taken for background (%): DeepLabv3+ pretrained + hierarchy"):
+                   "Where the parts' errors go.", "Where the body parts' errors go, beyond the course report",
+                   "<th>part pixels taken for background</th>"):
         assert needle in html, needle
     # the conclusion repeats claim (a)'s verdict: the beyond section's sentences once took its place
     claim_a = html.split("<strong>(a) Pretraining helps.</strong> ")[1][:60]
