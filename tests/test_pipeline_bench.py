@@ -483,3 +483,35 @@ def test_a_training_notebook_streams_its_progress(tmp_path, sample_root, capfd):
     assert "deeplabv3plus_pretrained:" in printed.err and "it/s" in printed.err  # the tqdm bar
     assert "iteration 2: val mIoU" in printed.out  # the learning curve's line
     assert "IProgress not found" not in printed.err  # tqdm.auto (imported by the model libraries) finds ipywidgets
+
+
+def test_make_study_is_the_committed_study():
+    """`make study` / `make study-status` hold the committed study's variables in one place (the README
+    and every stretch's notes repeated a six-line command): their pipeline command lists every run behind
+    results/summary.csv, so `make study DATA=...` continues exactly that study."""
+    import shlex
+    import subprocess
+
+    from seglib.pipeline import experiment_runs, parse_extra
+
+    made = subprocess.run(["make", "-n", "study", "DATA=/data/pascal-part"], cwd=REPO, capture_output=True, text=True,
+                          check=True, env={**os.environ, "MAKEFLAGS": ""}).stdout
+    line = next(entry for entry in made.splitlines() if " -m seglib pipeline " in entry)
+    words = shlex.split(line)
+    arguments, key = {}, None
+    for word in words[words.index("pipeline") + 1:]:
+        if word.startswith("--"):
+            key = word
+            arguments[key] = []
+        else:
+            arguments[key].append(word)
+    assert arguments["--profile"] == ["paper"] and arguments["--data"] == ["/data/pascal-part"]
+    assert arguments["--out"] == ["."]
+    seeds = [int(s) for s in arguments["--seeds"]]
+    runs = {tag for *_, tag in experiment_runs(seeds, "paper", parse_extra(arguments["--extra"], "paper", tuple(seeds)),
+                                               arguments["--experiments"])}
+    committed = set(pd.read_csv(REPO / "results" / "summary.csv").run)
+    assert committed and committed <= runs, committed - runs
+    status = subprocess.run(["make", "-n", "study-status", "MEASURE=1"], cwd=REPO, capture_output=True, text=True,
+                            check=True, env={**os.environ, "MAKEFLAGS": ""}).stdout
+    assert "--status --measure --profile paper --out . --seeds 0 1 2" in status
