@@ -17,7 +17,7 @@ EXPERIMENTS = ("deeplabv3plus_pretrained_hierarchy", "deeplabv3plus_pretrained_c
 
 def verdicts(study: Study) -> list[tuple[str, list[str]]]:
     """Each experiment beyond the course report against the pretrained CE runs of the same profile:
-    (title, sentences), for those that ran. Their per-class gains are beyond_classes' one table."""
+    (title, sentences), for those that ran. Their per-class gains are classes()' one table."""
     base = study.runs_of(PRETRAINED)
     out = []
     for experiment, runs in ([] if base.empty else ran_experiments(study)):
@@ -39,8 +39,8 @@ def ran_experiments(study: Study) -> list[tuple[str, pd.DataFrame]]:
 
 
 def table_speed(study: Study) -> str:
-    """The caption's sentence on beyond_table's images/s column ("" without results/inference.json)."""
-    if not timed_speeds(study):
+    """The caption's sentence on table()'s images/s column ("" without results/inference.json)."""
+    if not _timed_speeds(study):
         return ""
     return (f"images/s: inference speed of each setting ({bench_setting(study)}; results/inference.json, from "
             "seglib bench --experiments); n/a where not timed.")
@@ -71,7 +71,7 @@ def table(study: Study) -> pd.DataFrame | None:
     varied = [c for c in RECIPE_COLUMNS if c in base and len({str(runs.iloc[0][c]) for _, runs in groups}) > 1]
     rows = []
 
-    timed = timed_speeds(study)
+    timed = _timed_speeds(study)
 
     def row(name, settings, scores, baseline=False, speed=None):
         gap = gap_vs_noise(base.mIoU, scores)
@@ -116,7 +116,7 @@ def inference_cost(study: Study, experiment: str) -> str:
     passes = lambda exp: 2 if read_run_config(study.record(study.runs_of(exp).iloc[0]))["eval_flip"] else 1
     plural = lambda n: f"{n} forward pass{'' if n == 1 else 'es'}"
     head = f"Inference: {plural(passes(experiment))} per image against {plural(passes(PRETRAINED))}"
-    timed = timed_speeds(study)
+    timed = _timed_speeds(study)
     if experiment in timed and PRETRAINED in timed:
         a, b = timed[PRETRAINED]["images_per_s"], timed[experiment]["images_per_s"]
         return (f"{head}; {fmt(b, 2)} images/s against {fmt(a, 2)} images/s ({bench_setting(study)})"
@@ -134,7 +134,7 @@ def _speed_gap(base, other, variation: str) -> str:
             f"{'exceeds' if gap['exceeds_noise'] else 'is within'} {variation} variation (2 x {gap['noise']:.2f})")
 
 
-def timed_speeds(study: Study) -> dict:
+def _timed_speeds(study: Study) -> dict:
     """results/inference.json's speeds per experiment, if timed under the study's main profile (another
     profile's evaluation size or test-time augmentation is not what the runs were scored with) and written
     by seglib bench --experiments (a file without its setting is not described, so not used)."""

@@ -19,6 +19,11 @@ def pace_key(config: dict) -> tuple:
     return tuple(str(config.get(k)) for k in ("model", "crop_size", "batch_size", "loss", "hierarchy_weight"))
 
 
+def paced_by(rate: float, tag: str) -> str:
+    """How a pace borrowed from a run reads in a status line: 'the 6.5 s/iteration of RUN'."""
+    return f"the {rate:.1f} s/iteration of {tag}"
+
+
 def measured_paces(study, out: Path, here: str) -> dict:
     """pace_key -> (s/iteration, where it comes from in words, whether on this machine): the
     study's first finished run per key, one trained on this machine before any other. Only a run folder
@@ -32,7 +37,7 @@ def measured_paces(study, out: Path, here: str) -> dict:
             same = folder == out / "runs" / tag and read_metrics(folder).get("host") == here
             key = pace_key(configs.read_run_config(folder))
             if key not in found or (same and not found[key][2]):
-                found[key] = (rate, f"the {rate:.1f} s/iteration of {tag}", same)
+                found[key] = (rate, paced_by(rate, tag), same)
     return found
 
 
@@ -102,7 +107,7 @@ def study_status(study, out: Path, device: str = "auto", measure: bool = False) 
             if rate:
                 left += rate[0] * (config["iterations"] - history[-1]["iteration"])
                 if not measured.get(pace_key(config), (0, 0, False))[2]:  # its pace here, for its next seeds
-                    measured[pace_key(config)] = (rate[0], f"the {rate[0]:.1f} s/iteration of {tag}", True)
+                    measured[pace_key(config)] = (rate[0], paced_by(rate[0], tag), True)
             else:
                 unknown += 1
         else:

@@ -96,8 +96,8 @@ def test_the_hierarchy_against_cross_entropy_is_one_table_and_one_sentence(tmp_p
                               ("deeplabv3plus_pretrained_hierarchy", 1): fewer})
     table, sentence = confusion.against_ce(study)
     assert list(table.columns) == ["cross-entropy", "+ hierarchy"]
-    assert list(table.index) == ["part pixels taken for background", "part pixels taken for another part of the same "
-                                 "half body", "part pixels taken for a part of the other half body"]
+    assert list(table.index) == [f"part pixels {words}" for words in confusion.SPLIT.values()]
+    assert table.index[0] == "part pixels taken for background"
     assert table.loc["part pixels taken for background", "cross-entropy"] == "10.08 ± 0.12"  # 60 and 61 of 600
     assert table.loc["part pixels taken for background", "+ hierarchy"] == "-5.08*"  # 30 of 600 = 5.00
     assert table.loc["part pixels taken for another part of the same half body", "+ hierarchy"] == "+0.00"
