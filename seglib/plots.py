@@ -4,6 +4,7 @@ confusion matrices and scores by person size."""
 from __future__ import annotations
 
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -56,6 +57,19 @@ def legend_handles(class_names: list[str]):
 # (report.FLOAT_PLACEMENT), where a 7 in Figure 7 needed a page of its own and split the conclusion.
 PAGE_WIDTH, PAGE_HEIGHT = 5.8, 6.0
 FONT = 7.5
+
+
+@contextmanager
+def _font(size: float):
+    """The figures' font size while one is drawn. Not plt.rc_context: it restores every rcParam on exit,
+    'interactive' too, so a notebook's first figure drawn inside one switched the inline backend's
+    auto-display off and no later figure showed (matplotlib issue 24351)."""
+    old = plt.rcParams["font.size"]
+    plt.rcParams["font.size"] = size
+    try:
+        yield
+    finally:
+        plt.rcParams["font.size"] = old
 
 
 def panel_inches(nrows: int, ncols: int, aspect: float, margin=(0.4, 0.6), largest: float = 2.0) -> float:
@@ -155,7 +169,7 @@ def comparison_figure(images, ground_truths, predictions: dict[str, list], class
 
 def per_class_bars(table, value_label: str = "IoU (%)", errors=None, title=None):
     """Grouped bars: table is a pandas DataFrame, rows = classes, columns = runs/models."""
-    with plt.rc_context({"font.size": FONT + 0.5}):
+    with _font(FONT + 0.5):
         ax = table.plot.bar(figsize=(PAGE_WIDTH, 2.6), width=0.8, yerr=errors, capsize=2, rot=20, legend=False)
         ax.set_ylabel(value_label)
         ax.set_xlabel("")
@@ -234,7 +248,7 @@ def border_closeups(examples, class_names):
 def learning_curves(curves: dict[str, list], logs: dict[str, list]):
     """Training loss (left) and val mIoU on the fixed subset (right) against iteration; per label, the
     mean over its seeds with the range as a band. curves/logs: {label: [DataFrame per seed]}."""
-    with plt.rc_context({"font.size": FONT}):
+    with _font(FONT):
         fig, (ax_loss, ax_miou) = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 2.6))
         _draw_curves(ax_loss, ax_miou, curves, logs)
         handles, labels = ax_loss.get_legend_handles_labels()
@@ -270,7 +284,7 @@ def confusion_grid(shares: dict, cols: int = 4):
     first column only, so the matrices fill the page's width."""
     cols = min(cols, len(shares))
     rows = -(-len(shares) // cols)
-    with plt.rc_context({"font.size": FONT - 1.5}):
+    with _font(FONT - 1.5):
         width = min(PAGE_WIDTH, 1.4 * cols + 0.9)  # one matrix is not stretched across the page
         fig, axes = plt.subplots(rows, cols, figsize=(width, 2.0 * rows + 0.3), squeeze=False, sharey=True)
         for ax in axes.flat[len(shares):]:
@@ -298,7 +312,7 @@ def confusion_grid(shares: dict, cols: int = 4):
 def by_person_size(table):
     """Mean per-image mIoU per bin of person share (rows, in order) for each experiment (columns other than
     'photos'), one line each."""
-    with plt.rc_context({"font.size": FONT}):
+    with _font(FONT):
         fig, ax = plt.subplots(figsize=(PAGE_WIDTH, 2.4))
         for k, name in enumerate(c for c in table.columns if c != "photos"):
             ax.plot(range(len(table)), table[name], marker="o", ms=3, lw=1.3, color=f"C{k}", label=name)

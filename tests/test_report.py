@@ -566,3 +566,22 @@ def test_the_abstract_states_each_claims_verdict_from_the_runs():
     less = report.Study(study.results, summary[summary.experiment != "deeplabv3plus_lite2_scratch"],
                         study.records, main=study.main)
     assert not any(clause.startswith("pretraining") for clause in claims.findings(less))
+
+
+def test_every_figure_of_a_notebook_shows_not_only_the_first(tmp_path):
+    """In 02_experiment the learning curves showed and the confusion matrix and predictions after them did
+    not: plt.rc_context restores every rcParam on exit, 'interactive' too, so the first figure of a kernel
+    drawn inside one switched the inline backend's auto-display off for the rest (matplotlib issue 24351)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    cells = ["import pandas as pd\nfrom seglib import plots\nfrom seglib.data import REPORT_ORDER",
+             ("log = pd.DataFrame({'iteration': [1, 2], 'loss': [2.0, 1.0], 'lr': [0.01, 0.005]})\n"
+             "fig = plots.learning_curves({'run': []}, {'run': [log]})"),
+             ("shares = pd.DataFrame(50.0, index=REPORT_ORDER, columns=REPORT_ORDER)\n"
+             "fig = plots.confusion_grid({'run': shares})")]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(notebook, kernel_name="python3", timeout=120,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    shown = [any("image/png" in o.get("data", {}) for o in cell.outputs) for cell in notebook.cells[1:]]
+    assert shown == [True, True]
