@@ -159,6 +159,20 @@ def statistics(dataset: PascalPartDataset, progress: bool = True):
     return pd.DataFrame(rows)
 
 
+def class_shares(stats):
+    """From statistics() rows of one or more splits: per class (report order), its share of each split's
+    pixels (%, 2 decimals) and the share of the split's images that contain it (%, 1 decimal), as columns
+    ("pixel share", split) and ("images containing it", split): the data notebook's and the report's table."""
+    import pandas as pd
+
+    order = [n for n in REPORT_ORDER if n in stats.columns]
+    by_split = stats.groupby("split")[order]
+    pixels = by_split.sum()
+    shares = (pixels.T / pixels.sum(axis=1) * 100).round(2)
+    presence = by_split.agg(lambda counts: (counts > 0).mean() * 100).T.round(1)
+    return pd.concat({"pixel share": shares, "images containing it": presence}, axis=1)
+
+
 class StreamBatchSampler:
     """Batches of (index, augmentation seed) from an endless stream of seeded epoch permutations,
     starting at a given iteration; rank r of w takes every w-th sample of each global batch, as

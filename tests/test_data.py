@@ -169,3 +169,20 @@ def test_eval_preset_normalises_without_resizing(sample_root):
     ds = PascalPartDataset(sample_root, "val", EvalPreset())
     img, msk = ds[0]
     assert img.dtype == torch.float32 and img.shape[1:] == msk.shape
+
+
+def test_class_shares_per_split():
+    """The data notebook's and the report's Table 2 from one function: per class, its share of each split's
+    pixels and the share of the split's images that contain it, in the report's class order."""
+    import pandas as pd
+
+    from seglib.data import class_shares
+
+    rows = [{"split": "train", "background": 60, "head": 40, "torso": 0},
+            {"split": "train", "background": 100, "head": 0, "torso": 0},
+            {"split": "val", "background": 50, "head": 25, "torso": 25}]
+    table = class_shares(pd.DataFrame(rows))
+    assert list(table.index) == ["background", "head", "torso"]
+    assert table[("pixel share", "train")].tolist() == [80.0, 20.0, 0.0]
+    assert table[("pixel share", "val")].tolist() == [50.0, 25.0, 25.0]
+    assert table[("images containing it", "train")].tolist() == [100.0, 50.0, 0.0]
