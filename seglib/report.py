@@ -137,6 +137,11 @@ def not_run(study: Study) -> list[str]:
     return [e for e in course_report() if e not in ran]
 
 
+def not_run_sentences(study: Study) -> str:
+    """The results' sentence per course report experiment without a run ("" when all have run)."""
+    return "".join(f" {TITLES[e]} has not run yet, so it is absent from the tables." for e in not_run(study))
+
+
 def schedule(study: Study, experiment: str) -> str:
     runs = study.runs_of(experiment)
     if runs.empty:
