@@ -292,8 +292,10 @@ def _inline(text: str, latex: bool) -> str:
 
 
 class CaptionedTable:
-    """A numbered caption and its table as one output. In the PDF they are one unbreakable block, so a
-    page cannot fall between a table and its caption; the HTML shows the caption above the table."""
+    """A numbered caption and its table as one output. In the PDF they are one float (TABLE_BEGIN), as in
+    a paper: a page cannot fall between a table and its caption, and a table too tall for the rest of its
+    page moves to where it fits while the text runs on, instead of leaving that rest blank. The HTML shows
+    the caption above the table."""
 
     def __init__(self, caption: str, frame: pd.DataFrame):
         self.caption, self.frame = caption, frame
@@ -306,8 +308,8 @@ class CaptionedTable:
     def _repr_latex_(self) -> str:
         from .results import latex_fitting_the_page
 
-        return ("\\par\\noindent\\begin{minipage}{\\linewidth}\n" + _inline(self.caption, latex=True)
-                + "\\par\\medskip\n" + latex_fitting_the_page(self.frame) + "\\end{minipage}\\par\\medskip\n")
+        return (TABLE_BEGIN + "\n\\noindent " + _inline(self.caption, latex=True) + "\\par\\medskip\n"
+                + latex_fitting_the_page(self.frame) + TABLE_END + "\n")
 
 
 class LatexOnly:
@@ -327,6 +329,7 @@ class LatexOnly:
 
 
 FIGURE_BEGIN, FIGURE_END = "\\begin{figure}[htbp]\\centering", "\\end{figure}"
+TABLE_BEGIN, TABLE_END = "\\begin{table}[htbp]", "\\end{table}"  # flush left, as the text's paragraphs
 # LaTeX's defaults give a float taking half a page or more a page of its own (floatpagefraction 0.5) and
 # keep text pages at least 20% text: half-page figures then stood alone on otherwise blank pages. A float
 # page must now be 80% full; a figure may take up to 85% of a text page.

@@ -197,13 +197,13 @@ def test_captions_are_numbered_in_order_per_kind():
 
 def test_a_table_and_its_caption_are_one_block_in_the_pdf():
     """Table 3's caption sat alone at the foot of page 2, its table on page 3: in LaTeX the caption and the
-    table are now one minipage (a page cannot fall between them); HTML shows the caption above the table."""
+    table are now one float (a page cannot fall between them); HTML shows the caption above the table."""
     frame = pd.DataFrame({"IoU": [51.04, 92.5]}, index=pd.Index(["mean", "background"], name="Class"))
     shown = report.CaptionedTable("**Table 3.** Pretrained: 2008_000672 & 100% of #1 {x}.", frame)
     latex = shown._repr_latex_()
-    assert latex.startswith("\\par\\noindent\\begin{minipage}{\\linewidth}\n\\textbf{Table 3.} Pretrained: 2008\\_000672 "
+    assert latex.startswith(report.TABLE_BEGIN + "\n\\noindent \\textbf{Table 3.} Pretrained: 2008\\_000672 "
                             "\\& 100\\% of \\#1 \\{x\\}.")
-    assert latex.index("\\textbf{Table 3.}") < latex.index("\\begin{tabular}") < latex.index("\\end{minipage}")
+    assert latex.index("\\textbf{Table 3.}") < latex.index("\\begin{tabular}") < latex.index(report.TABLE_END)
     assert "\\begin{adjustbox}{max width=\\linewidth}" in latex and "Class" in latex.split("\\midrule")[0]
     option = report.CaptionedTable("**Table 4.** From seglib bench --experiments.", frame)._repr_latex_()
     assert "bench -{}-experiments." in option  # TeX sets "--" as an en dash: the option's name would be lost
@@ -227,11 +227,13 @@ def test_figures_float_with_their_captions_and_are_referred_to_by_number():
 
 
 def _pages(tmp_path, body: str) -> int:
-    """Pages of a letter-size LaTeX document (1 in margins, as nbconvert's template) with this body."""
+    """Pages of a letter-size LaTeX document (1 in margins and the table packages, as nbconvert's
+    template) with this body."""
     import re
     import subprocess
 
-    tex = ("\\documentclass[11pt]{article}\\usepackage[letterpaper,margin=1in]{geometry}\\begin{document}"
+    tex = ("\\documentclass[11pt]{article}\\usepackage[letterpaper,margin=1in]{geometry}"
+           "\\usepackage{booktabs}\\usepackage{adjustbox}\\begin{document}"
            + body + "\\end{document}\n")
     (tmp_path / "page.tex").write_text(tex)
     done = subprocess.run(["xelatex", "-interaction=nonstopmode", "page.tex"], cwd=tmp_path, capture_output=True,
@@ -276,6 +278,20 @@ def test_a_waiting_figure_is_put_out_before_the_references(tmp_path):
     assert pages["fig"] < pages["refs"]
     assert _pages(tmp_path, report.FLOAT_PLACEMENT + "\\noindent\\rule{1pt}{2in}\\par" + report.FLOAT_BARRIER
                   + references) == 1  # nothing waits: no new page
+
+
+@pytest.mark.skipif(which("xelatex") is None, reason="needs xelatex (make pdf-deps)")
+def test_a_table_too_tall_for_the_rest_of_its_page_lets_the_text_fill_it(tmp_path):
+    """Tables 5 and 8 did not fit what was left of pages 3 and 7 and moved on, leaving a quarter and half a
+    page blank: each table was an unbreakable block in the text. As a float it moves to the next page
+    while the text after it fills this one."""
+    frame = pd.DataFrame({"IoU": np.arange(20.0)}, index=pd.Index([f"class {i}" for i in range(20)], name="Class"))
+    table = report.CaptionedTable("**Table 5.** Twenty rows, about 4 in.", frame)._repr_latex_()
+    table = table.replace(report.TABLE_END, "\\label{table}" + report.TABLE_END)
+    after = "\\noindent After the table.\\label{after}\\par"
+    _pages(tmp_path, report.FLOAT_PLACEMENT + "\\noindent\\rule{1pt}{6in}\\par" + table + after)
+    pages = _label_pages(tmp_path)
+    assert pages["table"] == 2 and pages["after"] == 1
 
 
 @pytest.mark.skipif(which("xelatex") is None, reason="needs xelatex (make pdf-deps)")
