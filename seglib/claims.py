@@ -31,8 +31,7 @@ from .results import (
     title,
 )
 
-BORDER_MEASURES = {"boundary_iou": "Boundary IoU (%)", "boundary_f": "boundary F-score (%)",
-                   "roughness": "roughness ratio (1 = as smooth as the ground truth)"}
+BORDER_MEASURES = {"boundary_iou": "Boundary IoU (%)", "boundary_f": "boundary F-score (%)", "roughness": "roughness ratio"}
 
 
 def verdict_sentence(name: str, gap: dict, unit: str = "", digits: int = 2) -> str:
@@ -100,24 +99,35 @@ def border_measures(study: Study, experiments=(CE, LOVASZ)) -> list[dict]:
     return out
 
 
-def lovasz_claim(study: Study) -> list[str]:
-    """Claim (b), Lovász-Softmax gives smoother borders at about the same mIoU: the mIoU gap and each
-    border measure's gap (class means), each against seed-to-seed variation."""
+def lovasz_claim(study: Study) -> tuple[pd.DataFrame | None, list[str]]:
+    """Claim (b), Lovász-Softmax gives smoother borders at about the same mIoU: lovasz_comparison of the
+    study's cross-entropy and Lovász runs."""
     measures = border_measures(study)
     if not {m["experiment"] for m in measures} >= {CE, LOVASZ}:
-        return ["Needs cross-entropy and Lovász runs whose evaluation stored the border measures."]
-    lines = []
+        return None, ["Needs cross-entropy and Lovász runs whose evaluation stored the border measures."]
+    return lovasz_comparison(measures)
+
+
+def lovasz_comparison(measures: list[dict]) -> tuple[pd.DataFrame, list[str]]:
+    """mIoU and each border measure (its mean over classes) of the cross-entropy and Lovász runs, as one
+    table (mean ± std over seeds, difference, verdict against seed-to-seed variation), with the mIoU
+    verdict in words and the claim's conclusion (which the borders' smoothness, the roughness ratio, decides)."""
+    rows, gaps = [], {}
     for key, label in [("mIoU", "mIoU (%)")] + list(BORDER_MEASURES.items()):
-        gap = difference_vs_noise(measures, key, CE, LOVASZ)
-        gap.update(a="cross-entropy", b="Lovász")
-        lines.append(verdict_sentence(label, gap, digits=3 if key == "roughness" else 2) + ".")
-    rough = difference_vs_noise(measures, "roughness", CE, LOVASZ)
+        digits = 3 if key == "roughness" else 2
+        seeds = {e: [float(np.nanmean(list(m[key].values()))) for m in measures if m["experiment"] == e] for e in (CE, LOVASZ)}
+        gap = gaps[key] = {"a": "cross-entropy", "b": "Lovász", **gap_vs_noise(seeds[CE], seeds[LOVASZ])}
+        rows.append({"measure": label, "cross-entropy": fmt(seeds[CE], digits),
+                     "Lovász": fmt(seeds[LOVASZ], digits), "difference": f"{gap['difference']:+.{digits}f}",
+                     "verdict": short_verdict(gap)})
+    lines = [verdict_sentence("mIoU (%)", gaps["mIoU"]) + "."]
+    rough = gaps["roughness"]
     if rough["exceeds_noise"]:
         word = "smoother" if rough["difference"] < 0 else "rougher"
         lines.append(f"So Lovász borders are {word} than cross-entropy's beyond seed variation.")
     elif np.isfinite(rough["noise"]):
         lines.append("So the seeds do not show Lovász borders to be smoother or rougher than cross-entropy's.")
-    return lines
+    return pd.DataFrame(rows).set_index("measure"), lines
 
 
 def curve_frames(study: Study, runs: pd.DataFrame) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
@@ -192,12 +202,11 @@ def border_table(measures: list[dict], key: str, digits: int = 2) -> pd.DataFram
 
 
 def border_summary(measures: list[dict]) -> pd.DataFrame:
-    """Claim (b)'s one table: per class (and their mean), each border measure (mean ± std over seeds),
+    """Claim (b)'s per-class table: per class (and their mean), each border measure (mean ± std over seeds),
     cross-entropy and Lovász side by side under the measure's name."""
     short = {TITLES[CE]: "cross-entropy", TITLES[LOVASZ]: "Lovász"}
-    labels = {"boundary_iou": "Boundary IoU (%)", "boundary_f": "boundary F-score (%)", "roughness": "roughness ratio"}
-    return pd.concat({labels[key]: border_table(measures, key, 3 if key == "roughness" else 2).rename(columns=short)
-                      for key in BORDER_MEASURES}, axis=1).rename_axis("class")
+    return pd.concat({label: border_table(measures, key, 3 if key == "roughness" else 2).rename(columns=short)
+                      for key, label in BORDER_MEASURES.items()}, axis=1).rename_axis("class")
 
 
 def closeup_ids(study: Study, dataset, count: int = 2) -> list[str]:

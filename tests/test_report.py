@@ -485,6 +485,27 @@ def test_border_measures_are_one_table_with_both_losses_under_each_measure():
     assert table.loc["mean of classes", ("roughness ratio", "Lovász")] == "0.405"
 
 
+def test_the_lovasz_claim_is_one_table_of_measures_and_two_sentences():
+    """Claim (b) was four sentences of numbers in a row ('Boundary IoU (%): Lovász 21.62 against cross-entropy
+    28.93 (1 and 2 seeds); the difference, -7.31, exceeds ...'); now the mIoU and the border measures are one
+    table (mean ± std, difference, verdict) and the text keeps the mIoU verdict and the conclusion."""
+    def run(experiment, seed, miou, band, rough):
+        return {"experiment": experiment, "seed": seed, "mIoU": {"all": miou},
+                "boundary_iou": {"head": band, "torso": band + 2.0}, "boundary_f": {"head": band, "torso": band},
+                "roughness": {"head": rough, "torso": rough}}
+
+    measures = [run(report.CE, 0, 51.0, 30.0, 0.98), run(report.CE, 1, 52.0, 31.0, 0.99),
+                run(report.LOVASZ, 0, 46.0, 22.0, 1.24), run(report.LOVASZ, 1, 45.0, 21.0, 1.25)]
+    table, lines = claims.lovasz_comparison(measures)
+    assert list(table.index) == ["mIoU (%)", "Boundary IoU (%)", "boundary F-score (%)", "roughness ratio"]
+    assert table.loc["Boundary IoU (%)"].tolist() == ["31.50 ± 0.71", "22.50 ± 0.71", "-9.00", "beyond noise"]
+    assert table.loc["roughness ratio", "difference"] == "+0.260" and table.loc["mIoU (%)", "Lovász"] == "45.50 ± 0.71"
+    assert len(lines) == 2 and lines[0].startswith("mIoU (%): Lovász 45.50 against cross-entropy 51.50 (2 seeds each)")
+    assert lines[1] == "So Lovász borders are rougher than cross-entropy's beyond seed variation."
+    close = [run(report.CE, 0, 51.0, 30.0, 1.0), run(report.CE, 1, 52.0, 31.0, 1.2), run(report.LOVASZ, 0, 50.0, 30.0, 1.1)]
+    assert claims.lovasz_comparison(close)[1][1].startswith("So the seeds do not show")
+
+
 def test_seeds_phrase_says_mean_only_over_several_seeds():
     assert report.seeds_phrase(1, mean=True) == "1 seed"  # not "mean over 1 seed"
     assert report.seeds_phrase(3, mean=True) == "mean over 3 seeds"
