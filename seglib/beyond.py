@@ -9,7 +9,7 @@ import pandas as pd
 
 from .claims import class_comparison, gains_sentence, verdict_sentence
 from .config import read_run_config
-from .report import PRETRAINED, Study, machine
+from .report import PRETRAINED, Study, absent_from_tables, machine
 from .results import TITLES, fmt, gap_vs_noise, read_metrics, short_verdict
 
 EXPERIMENTS = ("deeplabv3plus_pretrained_hierarchy", "deeplabv3plus_pretrained_ce_lovasz", "deeplabv3plus_pretrained_best")
@@ -50,8 +50,7 @@ def pending(study: Study) -> str:
     """The section's sentence naming its experiments that have no run yet ("" once all have run), so that
     a reader of its introduction does not look for their rows."""
     ran = {experiment for experiment, _ in ran_experiments(study)}
-    missing = [TITLES[e] for e in EXPERIMENTS if e not in ran]
-    return f"Not run yet, so absent from the tables: {'; '.join(missing)}." if missing else ""
+    return absent_from_tables([TITLES[e] for e in EXPERIMENTS if e not in ran])
 
 
 def table(study: Study) -> pd.DataFrame | None:

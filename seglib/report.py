@@ -137,9 +137,17 @@ def not_run(study: Study) -> list[str]:
     return [e for e in course_report() if e not in ran]
 
 
+def absent_from_tables(titles: list[str]) -> str:
+    """The one wording, in the results and in the section beyond the course report, for experiments without
+    a run ("" when there is none); titles hold commas, so a semicolon separates them."""
+    return f"Not run yet, so absent from the tables: {'; '.join(titles)}." if titles else ""
+
+
 def not_run_sentences(study: Study) -> str:
-    """The results' sentence per course report experiment without a run ("" when all have run)."""
-    return "".join(f" {TITLES[e]} has not run yet, so it is absent from the tables." for e in not_run(study))
+    """The results' sentence naming the course report's experiments without a run ("" when all have run),
+    with a leading space: it follows the results' introduction."""
+    text = absent_from_tables([TITLES[e] for e in not_run(study)])
+    return f" {text}" if text else ""
 
 
 def schedule(study: Study, experiment: str) -> str:

@@ -532,8 +532,8 @@ def test_the_abstract_names_a_run_of_another_profile_with_its_schedule():
     fcn = report.course_report()["fcn_unet_scratch"]["mIoU"]
     assert text.endswith(f"; FCN+U-Net (scratch) not run yet (course report {fcn:.2f})")
     assert report.not_run(study) == ["fcn_unet_scratch", report.R50_SCRATCH]
-    assert report.not_run_sentences(study) == (" FCN+U-Net (scratch) has not run yet, so it is absent from the tables."
-                                               " DeepLabv3+ R50 (scratch) has not run yet, so it is absent from the tables.")
+    assert report.not_run_sentences(study) == (" Not run yet, so absent from the tables: FCN+U-Net (scratch); "
+                                               "DeepLabv3+ R50 (scratch).")  # as the section beyond words it
     fcn_run = extra.assign(experiment="fcn_unet_scratch")
     assert "not run yet" not in report.abstract(report.Study(study.results, pd.concat([study.summary, extra, fcn_run]),
                                                              study.records, main=study.main))
