@@ -15,7 +15,7 @@ from seglib import config as configs
 from seglib.errors import SeglibError
 from seglib.evaluate import eval_size
 from seglib.pipeline import NOTEBOOKS_DIR, run_pipeline
-from seglib.report import FLOAT_BARRIER, fmt
+from seglib.report import FLOAT_BARRIER, TABLE_BEGIN, fmt
 from seglib.results import seconds_per_iteration
 from seglib.status import pace
 
@@ -104,9 +104,9 @@ def test_pipeline_trains_exports_records_and_renders_the_paper(smoke_pipeline):
     report = nbformat.read(out / "report" / "report.ipynb", as_version=4)
     tables = _latex_tables(report)
     assert tables and all("\\begin{adjustbox}{max width=\\linewidth}" in t for t in tables)  # fit the page
-    # each under its caption, numbered in order, in one block (no page between them)
+    # each under its caption, numbered in order, in one float (no page between them)
     assert [t[:t.index("}", t.index("\\textbf{"))] for t in tables] == [
-        f"\\par\\noindent\\begin{{minipage}}{{\\linewidth}}\n\\textbf{{Table {n}." for n in range(1, len(tables) + 1)]
+        f"{TABLE_BEGIN}\n\\noindent \\textbf{{Table {n}." for n in range(1, len(tables) + 1)]
     assert not any("parameters" in c.metadata.get("tags", []) for c in report.cells)
     # every figure, its image and its numbered caption are one float in the PDF
     kinds = [("begin" if "\\begin{figure}" in latex else "end" if latex == "\\end{figure}" else "image" if "image/png" in d
