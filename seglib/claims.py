@@ -21,6 +21,7 @@ from .report import (
 )
 from .results import (
     TITLES,
+    class_means,
     difference_vs_noise,
     fmt,
     gap_verdict,
@@ -115,7 +116,7 @@ def lovasz_comparison(measures: list[dict]) -> tuple[pd.DataFrame, list[str]]:
     rows, gaps = [], {}
     for key, label in [("mIoU", "mIoU (%)")] + list(BORDER_MEASURES.items()):
         digits = 3 if key == "roughness" else 2
-        seeds = {e: [float(np.nanmean(list(m[key].values()))) for m in measures if m["experiment"] == e] for e in (CE, LOVASZ)}
+        seeds = {e: class_means(measures, key, e) for e in (CE, LOVASZ)}
         gap = gaps[key] = {"a": "cross-entropy", "b": "Lovász", **gap_vs_noise(seeds[CE], seeds[LOVASZ])}
         rows.append({"measure": label, "cross-entropy": fmt(seeds[CE], digits),
                      "Lovász": fmt(seeds[LOVASZ], digits), "difference": f"{gap['difference']:+.{digits}f}",

@@ -211,10 +211,14 @@ def gap_verdict(gap: dict, digits: int = 2) -> str:
     return f"{word} seed-to-seed variation (2 x {gap['noise']:.{digits}f})"
 
 
+def class_means(results: list[dict], measure: str, experiment: str) -> list[float]:
+    """Per run of the experiment, the mean over classes of a per-class measure ({class: value})."""
+    return [float(np.nanmean(list(r[measure].values()))) for r in results if r["experiment"] == experiment]
+
+
 def difference_vs_noise(results: list[dict], measure: str, a: str, b: str) -> dict:
     """Mean over classes of measure for runs of experiments a and b, compared with gap_vs_noise."""
-    vals = {e: [np.nanmean(list(r[measure].values())) for r in results if r["experiment"] == e] for e in (a, b)}
-    return {"a": a, "b": b, **gap_vs_noise(vals[a], vals[b])}
+    return {"a": a, "b": b, **gap_vs_noise(class_means(results, measure, a), class_means(results, measure, b))}
 
 
 # summary columns that must agree between runs compared by one setting: the same schedule and test protocol
