@@ -107,6 +107,17 @@ def finished_before(study, runs_root: Path, results_dir: Path, data: Path, ids, 
             yield tag
 
 
+def refuse_other_data(results_dir: Path, data: Path) -> None:
+    """Stop before anything runs when results/ holds records trained on another data folder: say `make study`
+    without DATA=..., whose first run would replace the committed study hours later."""
+    others = records.other_data(results_dir / "runs", data)
+    if others:
+        folder, names = next(iter(others.items()))
+        more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+        raise SeglibError(f"{results_dir / 'runs' / names[0]}{more}: trained on {folder}, not on {data}; this study "
+                          f"would replace them: pass --data {folder} (make: DATA=...) or another --out (make: OUT=...)")
+
+
 def train_study(study, data: Path, out: Path, force: bool, device: str, wanted) -> None:
     """Train (or reuse) each run through its notebook, export its records and write results/ first and after
     each run, so that results/summary.csv always lists the study's finished runs."""
@@ -173,6 +184,7 @@ def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), for
             return {"status": lines}
         if not data.is_dir():
             raise SeglibError(f"{data}: data folder does not exist; pass DATA=... or --data")
+        refuse_other_data(results_dir, data)
         if wanted(EXPLORATION):
             done.append(execute(EXPLORATION, executed / f"{EXPLORATION}.ipynb", {"data": str(data)}))
         train_study(study, data, out, force, device, wanted)

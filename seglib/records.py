@@ -157,6 +157,18 @@ def complete(record_dir) -> bool:
     return all((Path(record_dir) / f).is_file() for f in ("config.yaml", "metrics.json", "log.csv"))
 
 
+def other_data(records_root, data) -> dict[str, list[str]]:
+    """{data folder: [record names]} of the records under RECORDS_ROOT trained on another data folder than
+    DATA: a study on DATA would replace them (its runs cannot stand in for theirs, and results/ lists the
+    study's runs only)."""
+    here, out = str(Path(data).resolve()), {}
+    for folder in sorted(Path(records_root).glob("*")):
+        trained_on = configs.read_run_config(folder).get("data") if complete(folder) else None
+        if trained_on and trained_on != here:
+            out.setdefault(trained_on, []).append(folder.name)
+    return out
+
+
 def prune(records_root, keep: set[str]) -> None:
     """Remove records of runs outside this study, so results/ describes the study only."""
     for folder in sorted(Path(records_root).glob("*")):

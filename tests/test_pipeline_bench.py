@@ -154,6 +154,19 @@ def test_a_committed_record_set_renders_without_training(tmp_path, sample_root):
     assert "Where the errors go" not in html  # records scored before evaluations stored the confusion matrix
 
 
+def test_a_study_on_another_data_folder_stops_before_replacing_the_records(tmp_path, sample_root):
+    """`make study` without DATA=... trains on the embedded sample: no committed record stands in for its runs,
+    and its first run, hours later, replaced results/summary.csv and pruned the other records. It now stops at
+    once, nothing executed, naming the folder the records were trained on."""
+    shutil.copytree(RECORDS, tmp_path / "results")
+    proc = run_cli("pipeline", "--profile", "smoke", "--data", sample_root, "--out", tmp_path, "--formats", "html")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "trained on /data/elsewhere/pascal-part-sample, not on " in proc.stderr and "--data" in proc.stderr
+    assert not (tmp_path / "executed").exists() and not (tmp_path / "runs").exists()
+    assert (tmp_path / "results" / "summary.csv").read_text() == (RECORDS / "summary.csv").read_text()
+    assert records.other_data(tmp_path / "results" / "runs", "/data/elsewhere/pascal-part-sample") == {}
+
+
 def test_rerun_skips_complete_experiments(smoke_pipeline, study_data, capsys):
     out, _, _ = smoke_pipeline
     before = (out / "runs" / "fcn_unet_scratch-smoke-seed0" / "final.pt").stat().st_mtime
