@@ -54,7 +54,7 @@ def legend_handles(class_names: list[str]):
 # shrinks a larger one to 0.9 of the text width or of the page height), and then leaves its caption room on
 # the page: so the report's figures are drawn to fit, their text at FONT points. 6 in, not the 7 it was:
 # with a caption of up to five lines a figure then still fits the top of a page of text
-# (report.FLOAT_PLACEMENT), where a 7 in Figure 7 needed a page of its own and split the conclusion.
+# (layout.FLOAT_PLACEMENT), where a 7 in Figure 7 needed a page of its own and split the conclusion.
 PAGE_WIDTH, PAGE_HEIGHT = 5.8, 6.0
 FONT = 7.5
 

@@ -14,8 +14,9 @@ from seglib import beyond, records
 from seglib import config as configs
 from seglib.errors import SeglibError
 from seglib.evaluate import eval_size
+from seglib.layout import FLOAT_BARRIER, TABLE_BEGIN
 from seglib.pipeline import NOTEBOOKS_DIR, run_pipeline
-from seglib.report import FLOAT_BARRIER, TABLE_BEGIN, fmt
+from seglib.report import fmt
 from seglib.results import seconds_per_iteration
 from seglib.status import pace
 

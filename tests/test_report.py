@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seglib import beyond, claims, plots, records, report, results
+from seglib import beyond, claims, layout, plots, records, report, results
 from seglib.data import PascalPartDataset
 from seglib.errors import SeglibError
 
@@ -191,7 +191,7 @@ def test_runs_from_several_machines_are_numbered_in_the_appendix_and_the_protoco
 
 
 def test_captions_are_numbered_in_order_per_kind():
-    caps = report.Captions()
+    caps = layout.Captions()
     assert caps.table("x") == "**Table 1.** x" and caps.figure("y") == "**Figure 1.** y" and caps.table("z").startswith("**Table 2.**")
 
 
@@ -199,13 +199,13 @@ def test_a_table_and_its_caption_are_one_block_in_the_pdf():
     """Table 3's caption sat alone at the foot of page 2, its table on page 3: in LaTeX the caption and the
     table are now one float (a page cannot fall between them); HTML shows the caption above the table."""
     frame = pd.DataFrame({"IoU": [51.04, 92.5]}, index=pd.Index(["mean", "background"], name="Class"))
-    shown = report.CaptionedTable("**Table 3.** Pretrained: 2008_000672 & 100% of #1 {x}.", frame)
+    shown = layout.CaptionedTable("**Table 3.** Pretrained: 2008_000672 & 100% of #1 {x}.", frame)
     latex = shown._repr_latex_()
-    assert latex.startswith(report.TABLE_BEGIN + "\n\\noindent \\textbf{Table 3.} Pretrained: 2008\\_000672 "
+    assert latex.startswith(layout.TABLE_BEGIN + "\n\\noindent \\textbf{Table 3.} Pretrained: 2008\\_000672 "
                             "\\& 100\\% of \\#1 \\{x\\}.")
-    assert latex.index("\\textbf{Table 3.}") < latex.index("\\begin{tabular}") < latex.index(report.TABLE_END)
+    assert latex.index("\\textbf{Table 3.}") < latex.index("\\begin{tabular}") < latex.index(layout.TABLE_END)
     assert "\\begin{adjustbox}{max width=\\linewidth}" in latex and "Class" in latex.split("\\midrule")[0]
-    option = report.CaptionedTable("**Table 4.** From seglib bench --experiments.", frame)._repr_latex_()
+    option = layout.CaptionedTable("**Table 4.** From seglib bench --experiments.", frame)._repr_latex_()
     assert "bench -{}-experiments." in option  # TeX sets "--" as an en dash: the option's name would be lost
     html = shown._repr_html_()
     assert html.startswith("<p><strong>Table 3.</strong> Pretrained: 2008_000672 &amp; 100% of #1 {x}.</p>")
@@ -216,12 +216,12 @@ def test_figures_float_with_their_captions_and_are_referred_to_by_number():
     """A figure that did not fit the rest of a page used to move to the next one and leave the rest blank
     (three half-empty pages in the committed PDF). A figure and its caption are now one LaTeX float, placed
     where it fits while the text runs on; so a caption cannot say "the figure above": it names the number."""
-    caps = report.Captions()
+    caps = layout.Captions()
     assert caps.figure("Classes.", "bars.png") == "**Figure 1.** Classes."
     assert caps.table("Scores.") == "**Table 1.** Scores."
     assert caps.figure("Predictions.", "figure5.png") == "**Figure 2.** Predictions."
     assert caps.ref("figure5.png") == "Figure 2" and caps.ref("not_drawn.png") == "the prediction figure"
-    begin, end = report.LatexOnly(report.FIGURE_BEGIN), report.LatexOnly(report.FIGURE_END)
+    begin, end = layout.LatexOnly(layout.FIGURE_BEGIN), layout.LatexOnly(layout.FIGURE_END)
     assert begin._repr_latex_() == "\\begin{figure}[htbp]\\centering" and end._repr_latex_() == "\\end{figure}"
     assert begin._repr_html_() == "" and end._repr_html_() == ""  # nothing in the HTML
 
@@ -248,10 +248,10 @@ def test_a_figure_of_half_a_page_shares_its_page_with_text(tmp_path):
     page of its own and sent the text after it to a third page (Figures 3 and 6 alone on their pages); with
     the report's float placement it tops page 2 and the text follows it there."""
     boxes = lambda n: "".join("\\noindent\\rule{1pt}{0.5in}\\par" for _ in range(n))
-    body = ("\\noindent\\rule{1pt}{6in}\\par" + report.FIGURE_BEGIN + "\\rule{1pt}{5in}\\par" + report.FIGURE_END
+    body = ("\\noindent\\rule{1pt}{6in}\\par" + layout.FIGURE_BEGIN + "\\rule{1pt}{5in}\\par" + layout.FIGURE_END
             + boxes(9))
     assert _pages(tmp_path, body) == 3  # the defaults: a float page for the figure alone
-    assert _pages(tmp_path, report.FLOAT_PLACEMENT + body) == 2
+    assert _pages(tmp_path, layout.FLOAT_PLACEMENT + body) == 2
 
 
 def _label_pages(tmp_path) -> dict[str, int]:
@@ -267,16 +267,16 @@ def test_a_waiting_figure_is_put_out_before_the_references(tmp_path):
     """Figure 7 (7 in tall, too tall for what was left of its page) was printed between two pages of
     references: LaTeX sent it to the next page while the text, references included, ran on. The barrier
     before the references puts out a waiting figure first, and does nothing when none waits."""
-    figure = report.FIGURE_BEGIN + "\\rule{1pt}{7in}\\label{fig}\\par" + report.FIGURE_END
+    figure = layout.FIGURE_BEGIN + "\\rule{1pt}{7in}\\label{fig}\\par" + layout.FIGURE_END
     references = "\\noindent References\\label{refs}\\par" + "".join("\\noindent\\rule{1pt}{0.5in}\\par" for _ in range(4))
-    body = report.FLOAT_PLACEMENT + "\\noindent\\rule{1pt}{6in}\\par" + figure
+    body = layout.FLOAT_PLACEMENT + "\\noindent\\rule{1pt}{6in}\\par" + figure
     _pages(tmp_path, body + references)
     pages = _label_pages(tmp_path)
     assert pages["fig"] > pages["refs"]  # without the barrier: the references begin before the figure
-    _pages(tmp_path, body + report.FLOAT_BARRIER + references)
+    _pages(tmp_path, body + layout.FLOAT_BARRIER + references)
     pages = _label_pages(tmp_path)
     assert pages["fig"] < pages["refs"]
-    assert _pages(tmp_path, report.FLOAT_PLACEMENT + "\\noindent\\rule{1pt}{2in}\\par" + report.FLOAT_BARRIER
+    assert _pages(tmp_path, layout.FLOAT_PLACEMENT + "\\noindent\\rule{1pt}{2in}\\par" + layout.FLOAT_BARRIER
                   + references) == 1  # nothing waits: no new page
 
 
@@ -286,10 +286,10 @@ def test_a_table_too_tall_for_the_rest_of_its_page_lets_the_text_fill_it(tmp_pat
     page blank: each table was an unbreakable block in the text. As a float it moves to the next page
     while the text after it fills this one."""
     frame = pd.DataFrame({"IoU": np.arange(20.0)}, index=pd.Index([f"class {i}" for i in range(20)], name="Class"))
-    table = report.CaptionedTable("**Table 5.** Twenty rows, about 4 in.", frame)._repr_latex_()
-    table = table.replace(report.TABLE_END, "\\label{table}" + report.TABLE_END)
+    table = layout.CaptionedTable("**Table 5.** Twenty rows, about 4 in.", frame)._repr_latex_()
+    table = table.replace(layout.TABLE_END, "\\label{table}" + layout.TABLE_END)
     after = "\\noindent After the table.\\label{after}\\par"
-    _pages(tmp_path, report.FLOAT_PLACEMENT + "\\noindent\\rule{1pt}{6in}\\par" + table + after)
+    _pages(tmp_path, layout.FLOAT_PLACEMENT + "\\noindent\\rule{1pt}{6in}\\par" + table + after)
     pages = _label_pages(tmp_path)
     assert pages["table"] == 2 and pages["after"] == 1
 
@@ -301,8 +301,8 @@ def test_the_tallest_report_figure_tops_a_page_of_text(tmp_path):
     PAGE_HEIGHT with a five-line caption now tops the next page, and the text after it follows it there."""
     caption = "\\textbf{Figure 7.} " + "The same rows as Figure 2, for the experiments beyond the report. " * 7
     boxes = "".join(f"\\noindent\\rule{{1pt}}{{0.5in}}\\label{{b{i}}}\\par" for i in range(14))
-    body = lambda height: (report.FLOAT_PLACEMENT + "\\noindent\\rule{1pt}{6in}\\par" + report.FIGURE_BEGIN
-                           + f"\\rule{{1pt}}{{{height}in}}\\label{{fig}}\\par " + caption + report.FIGURE_END + boxes)
+    body = lambda height: (layout.FLOAT_PLACEMENT + "\\noindent\\rule{1pt}{6in}\\par" + layout.FIGURE_BEGIN
+                           + f"\\rule{{1pt}}{{{height}in}}\\label{{fig}}\\par " + caption + layout.FIGURE_END + boxes)
     _pages(tmp_path, body(7.0))
     pages = _label_pages(tmp_path)
     assert pages["fig"] != pages["b13"]  # 7 in: a page of its own, the text after it on another
