@@ -153,6 +153,9 @@ def test_a_committed_record_set_renders_without_training(tmp_path, sample_root):
     assert "Figure" in html and "TCP without encryption" not in proc.stdout + proc.stderr
     assert "Exception reporting mode" not in html  # the notebook's set-up prints nothing into the paper
     assert "Where the errors go" not in html  # records scored before evaluations stored the confusion matrix
+    # the paper's title and authors open the page, as in the PDF (the lab template put them in the tab only)
+    title = nbformat.read(NOTEBOOKS_DIR / "03_report.ipynb", as_version=4).metadata["title"]
+    assert f'margin: 0 0 0.5em">{title}</p>\n<p style="font-size: 1.2em; margin: 0">seglib</p>' in html.split("<main>")[1]
 
 
 def test_a_study_on_another_data_folder_stops_before_replacing_the_records(tmp_path, sample_root):
