@@ -107,17 +107,6 @@ def finished_before(study, runs_root: Path, results_dir: Path, data: Path, ids, 
             yield tag
 
 
-def refuse_other_data(results_dir: Path, data: Path) -> None:
-    """Stop before anything runs when results/ holds records trained on another data folder: say `make study`
-    without DATA=..., whose first run would replace the committed study hours later."""
-    others = records.other_data(results_dir / "runs", data)
-    if others:
-        folder, names = next(iter(others.items()))
-        more = f" and {len(names) - 1} more" if len(names) > 1 else ""
-        raise SeglibError(f"{results_dir / 'runs' / names[0]}{more}: trained on {folder}, not on {data}; this study "
-                          f"would replace them: pass --data {folder} (make: DATA=...) or another --out (make: OUT=...)")
-
-
 def train_study(study, data: Path, out: Path, force: bool, device: str, wanted) -> None:
     """Train (or reuse) each run through its notebook, export its records and write results/ first and after
     each run, so that results/summary.csv always lists the study's finished runs."""
@@ -170,6 +159,7 @@ def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), for
     Figure 5 as rows of their own; the border analysis stays within the study's profile."""
     out = Path(out).resolve()
     data = Path(data).resolve() if data else None  # the notebooks run in executed/: no relative paths
+    given = data
     executed, figures, results_dir = out / "executed", out / "figures", out / "results"
     wanted = lambda name: not only or name in only
     done = []
@@ -179,12 +169,14 @@ def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), for
             raise SeglibError(f"unknown profile {profile!r}; choose one of: {', '.join(configs.PROFILES)}")
         study = experiment_runs(list(seeds), profile, parse_extra(extra, profile, tuple(seeds)), experiments)
         if status:  # where each run stands; nothing is trained or rendered
-            lines = study_status(study, out, device, measure)
+            lines = study_status(study, out, device, measure, data=given)
             print("\n".join(lines), flush=True)
             return {"status": lines}
         if not data.is_dir():
             raise SeglibError(f"{data}: data folder does not exist; pass DATA=... or --data")
-        refuse_other_data(results_dir, data)
+        error = records.other_data_error(results_dir, data)
+        if error:  # before anything runs
+            raise error
         if wanted(EXPLORATION):
             done.append(execute(EXPLORATION, executed / f"{EXPLORATION}.ipynb", {"data": str(data)}))
         train_study(study, data, out, force, device, wanted)

@@ -169,6 +169,18 @@ def other_data(records_root, data) -> dict[str, list[str]]:
     return out
 
 
+def other_data_error(results_dir, data) -> SeglibError | None:
+    """The error a study on DATA stops with when RESULTS_DIR's records were trained on another data folder
+    (say `make study` without DATA=..., whose first run would replace the committed study hours later)."""
+    others = other_data(Path(results_dir) / "runs", data)
+    if not others:
+        return None
+    folder, names = next(iter(others.items()))
+    more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+    return SeglibError(f"{Path(results_dir) / 'runs' / names[0]}{more}: trained on {folder}, not on {data}; this study "
+                       f"would replace them: pass --data {folder} (make: DATA=...) or another --out (make: OUT=...)")
+
+
 def prune(records_root, keep: set[str]) -> None:
     """Remove records of runs outside this study, so results/ describes the study only."""
     for folder in sorted(Path(records_root).glob("*")):

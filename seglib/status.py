@@ -72,9 +72,10 @@ def timed_paces(study, out: Path, device, measured: dict, steps: int = 3) -> dic
     return timed
 
 
-def study_status(study, out: Path, device: str = "auto", measure: bool = False) -> list[str]:
+def study_status(study, out: Path, device: str = "auto", measure: bool = False, data=None) -> list[str]:
     """One line per run of the study, in training order, and the training time left on this machine;
-    measure=True times runs not started whose step cost has no pace from this machine (minutes on a CPU)."""
+    measure=True times runs not started whose step cost has no pace from this machine (minutes on a CPU);
+    with the data folder given, a last line when the study on it would stop (records trained on another)."""
     import torch
 
     resolved = resolve_device(device)
@@ -125,7 +126,8 @@ def study_status(study, out: Path, device: str = "auto", measure: bool = False) 
         lines.append(f"training left: about {duration(left)} on this machine" + (
             f", {borrowed} run(s) timed at another machine's pace" if borrowed else "") + (
             f", plus {unknown} run(s) with no pace measured yet" if unknown else ""))
-    return lines
+    error = records.other_data_error(out / "results", data) if data else None
+    return lines + ([f"the study on this data folder stops before training: {error}"] if error else [])
 
 
 def duration(seconds: float) -> str:

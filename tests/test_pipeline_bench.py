@@ -169,6 +169,10 @@ def test_a_study_on_another_data_folder_stops_before_replacing_the_records(tmp_p
     assert not (tmp_path / "executed").exists() and not (tmp_path / "runs").exists()
     assert (tmp_path / "results" / "summary.csv").read_text() == (RECORDS / "summary.csv").read_text()
     assert records.other_data(tmp_path / "results" / "runs", "/data/elsewhere/pascal-part-sample") == {}
+    # `make status DATA=...` says so before anyone starts the study; without a data folder it cannot tell
+    lines = run_pipeline(profile="smoke", data=sample_root, out=tmp_path, status=True)["status"]
+    assert lines[-1].startswith("the study on this data folder stops before training: ") and "trained on" in lines[-1]
+    assert "stops before training" not in run_pipeline(profile="smoke", out=tmp_path, status=True)["status"][-1]
 
 
 def test_rerun_skips_complete_experiments(smoke_pipeline, study_data, capsys):
