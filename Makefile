@@ -55,7 +55,7 @@ report: setup pdf-deps
 
 # where each run of that study stands (same variables as report); trains nothing
 status: setup
-	$(PY) -m seglib pipeline --status $(if $(MEASURE),--measure,) --profile $(PROFILE) $(if $(filter-out data/sample,$(DATA)),--data $(DATA),) --out $(OUT) --seeds $(SEEDS) $(if $(EXTRA),--extra $(EXTRA),) $(if $(EXPERIMENTS),--experiments $(EXPERIMENTS),)
+	$(PY) -m seglib pipeline --status $(if $(MEASURE),--measure,) --profile $(PROFILE)$(if $(filter-out data/sample,$(DATA)), --data $(DATA),) --out $(OUT) --seeds $(SEEDS) $(if $(EXTRA),--extra $(EXTRA),) $(if $(EXPERIMENTS),--experiments $(EXPERIMENTS),)
 
 study:
 	@$(MAKE) --no-print-directory report $(STUDY_VARS)

@@ -533,6 +533,7 @@ def test_make_study_is_the_committed_study():
                                                arguments["--experiments"])}
     committed = set(pd.read_csv(REPO / "results" / "summary.csv").run)
     assert committed and committed <= runs, committed - runs
-    status = subprocess.run(["make", "-n", "study-status", "MEASURE=1"], cwd=REPO, capture_output=True, text=True,
-                            check=True, env={**os.environ, "MAKEFLAGS": ""}).stdout
-    assert "--status --measure --profile paper --out . --seeds 0 1 2" in status
+    status = lambda *more: subprocess.run(["make", "-n", "study-status", "MEASURE=1", *more], cwd=REPO, capture_output=True,
+                                          text=True, check=True, env={**os.environ, "MAKEFLAGS": ""}).stdout
+    assert "--status --measure --profile paper --out . --seeds 0 1 2" in status()  # the sample default: no --data
+    assert "--profile paper --data /data/pascal-part --out . --seeds 0 1 2" in status("DATA=/data/pascal-part")
