@@ -159,7 +159,7 @@ def run_pipeline(profile="smoke", data=None, out=Path("output"), seeds=(0,), for
     Figure 5 as rows of their own; the border analysis stays within the study's profile."""
     out = Path(out).resolve()
     data = Path(data).resolve() if data else None  # the notebooks run in executed/: no relative paths
-    given = data
+    given = data  # None when not passed: then status cannot tell which folder the study would train on
     executed, figures, results_dir = out / "executed", out / "figures", out / "results"
     wanted = lambda name: not only or name in only
     done = []
