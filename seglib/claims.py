@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 
 from . import records
+from .config import read_run_config
+from .losses import objective
 from .report import (
     CE,
     LIKE_SCRATCH,
@@ -153,6 +155,21 @@ def all_curves(study: Study) -> tuple[dict[str, list], dict[str, list]]:
             label = title(experiment, profile, study.main)
             curves[label], logs[label] = c, l
     return curves, logs
+
+
+def loss_note(study: Study) -> str:
+    """What the learning curves' loss panel plots: each run's training objective, read from its recorded
+    settings. Where the experiments train on different objectives, the sentence groups them, since a
+    loss's level compares only between runs of the same objective (Lovász-Softmax's is not cross-entropy's)."""
+    by_objective: dict[str, list[str]] = {}
+    for experiment, profile, runs in groups(study.summary, study.main):
+        if len(runs):
+            config = read_run_config(study.record(runs.iloc[0]))
+            by_objective.setdefault(objective(config), []).append(title(experiment, profile, study.main))
+    if len(by_objective) < 2:
+        return "".join(f"The loss is every run's training objective: {o}." for o in by_objective)
+    return ("The loss is each run's training objective, so its level compares only between experiments with the same "
+            "one: " + "; ".join(f"{o} ({', '.join(t)})" for o, t in by_objective.items()) + ".")
 
 
 def iterations_claim(study: Study) -> tuple[pd.DataFrame | None, list[str]]:

@@ -9,6 +9,7 @@ from .data import IGNORE_INDEX
 from .errors import SeglibError
 
 LOSSES = ("ce", "lovasz", "ce+lovasz")
+LOSS_NAMES = {"ce": "cross-entropy", "lovasz": "Lovász-Softmax", "ce+lovasz": "cross-entropy + Lovász-Softmax"}
 # The body hierarchy of human parsing (Hierarchical Human Parsing, Wang et al. CVPR 2020): parts ->
 # upper / lower body -> person. Parts are matched by the readable names of classes.txt.
 UPPER_BODY = ("head", "torso", "upper-arms", "lower-arms")
@@ -46,6 +47,17 @@ def build_loss(name: str, ignore_index: int = IGNORE_INDEX) -> nn.Module:
     if name == "ce+lovasz":
         return SumOfLosses(ce(), LovaszSoftmax(ignore_index))
     raise SeglibError(f"unknown loss {name!r}; choose one of: {', '.join(LOSSES)}")
+
+
+def objective(config: dict) -> str:
+    """In words, the loss a run of this config trains on and logs (train._compute_loss): the decode head's
+    loss, plus aux_weight x the auxiliary head's cross-entropy, plus hierarchy_weight x the coarse heads'."""
+    terms = [LOSS_NAMES.get(config["loss"], config["loss"])]
+    if config.get("aux_weight"):
+        terms.append(f"{config['aux_weight']:g} × the auxiliary head's cross-entropy")
+    if config.get("hierarchy_weight"):
+        terms.append(f"{config['hierarchy_weight']:g} × the body-hierarchy heads' cross-entropy")
+    return " + ".join(terms)
 
 
 def hierarchy_luts(class_names: list[str], ignore_index: int = IGNORE_INDEX) -> dict[str, torch.Tensor]:

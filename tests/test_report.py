@@ -625,3 +625,33 @@ def test_every_figure_of_a_notebook_shows_not_only_the_first(tmp_path):
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     shown = [any("image/png" in o.get("data", {}) for o in cell.outputs) for cell in notebook.cells[1:]]
     assert shown == [True, True]
+
+
+def test_the_loss_curves_caption_says_which_runs_share_a_training_objective(tmp_path):
+    """Figure 6 drew every experiment's training loss on one axis with a caption silent about what it is: the
+    Lovász run logs Lovász-Softmax (plus the auxiliary CE), the hierarchy run adds its coarse heads' CE, so a
+    lower curve there said nothing about a better fit. The caption now groups the runs by objective, read
+    from each run's recorded settings."""
+    import yaml
+    from conftest import REPO
+
+    from seglib.config import read_run_config
+
+    study = report.load_study(REPO / "tests" / "records")
+    ce = study.summary[study.summary.experiment != report.LOVASZ]
+    assert claims.loss_note(report.Study(study.results, ce, study.records, main=study.main)) == (
+        "The loss is every run's training objective: cross-entropy + 0.4 × the auxiliary head's cross-entropy.")
+    # beside them the Lovász runs and a hierarchy run (its recorded settings with hierarchy_weight 0.4)
+    hierarchy = study.summary.iloc[[0]].assign(experiment="deeplabv3plus_pretrained_hierarchy", run="h")
+    (tmp_path / "h").mkdir()
+    config = {**read_run_config(study.record(study.summary.iloc[0])), "hierarchy_weight": 0.4}
+    (tmp_path / "h" / "config.yaml").write_text(yaml.safe_dump(config))
+    mixed = report.Study(study.results, pd.concat([study.summary, hierarchy]), {**study.records, "h": tmp_path / "h"},
+                         main=study.main)
+    note = claims.loss_note(mixed)
+    assert note.startswith("The loss is each run's training objective, so its level compares only between")
+    assert ("cross-entropy + 0.4 × the auxiliary head's cross-entropy (DeepLabv3+ pretrained, DeepLabv3+ Lite2 "
+            "(scratch));") in note
+    assert "; Lovász-Softmax + 0.4 × the auxiliary head's cross-entropy (DeepLabv3+ pretrained + Lovász);" in note
+    assert note.endswith("; cross-entropy + 0.4 × the auxiliary head's cross-entropy + 0.4 × the body-hierarchy "
+                         "heads' cross-entropy (DeepLabv3+ pretrained + hierarchy).")
