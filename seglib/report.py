@@ -156,50 +156,6 @@ def schedule(study: Study, experiment: str) -> str:
     return f"crop {row.crop}, {row.iterations} iterations"
 
 
-# The course report's protocol as it states it (section 5.2), for the "course report" column only.
-COURSE_PROTOCOL = {
-    "pretrained encoder": "ResNet-50, ImageNet",
-    "output stride, ASPP rates": "8; 12, 24, 36",
-    "training input": "short edge 512, random 512 crop, flip",
-    "iterations, batch": "2000, 4",
-    "optimizer": "SGD lr 0.01, mom. 0.9, wd 0.0005",
-    "test-time augmentation": "none stated",
-    "hardware": "one GeForce RTX 3090",
-}
-
-
-def method_table(study: Study) -> pd.DataFrame:
-    """What this study ran against what the course report states, one row per aspect; this study's
-    column is read from the runs' recorded settings (main profile; scratch-only profiles noted)."""
-    from .models import DEEPLAB_SHAPES, aspp_rates
-    from .results import ENCODERS
-
-    pre = study.runs_of(PRETRAINED)
-    row = pre.iloc[0] if not pre.empty else study.summary.iloc[0]
-    config = read_run_config(study.record(row))
-    metrics = read_metrics(study.record(row))
-    stride = DEEPLAB_SHAPES.get(config["model"], (None,))[0]
-    profiles = sorted(set(study.summary.profile))
-    ours = {
-        "pretrained encoder": f"{ENCODERS.get(config['model'], config['model'])}, {config['weights'] or 'none'}",
-        "output stride, ASPP rates": f"{stride}; {', '.join(map(str, aspp_rates(stride)))}" if stride else "n/a",
-        "training input": (f"short edge {config.get('train_size') or config['crop_size']}, random {config['crop_size']} "
-                           f"crop, flip" + (f", rescale {config['scale_range'][0]}-{config['scale_range'][1]}"
-                                             if config["scale_range"] != [1.0, 1.0] else "")),
-        "iterations, batch": f"{config['iterations']}, {config['batch_size']}",
-        "optimizer": f"SGD lr {config['lr']}, mom. {config['momentum']}, wd {config['weight_decay']}",
-        "test-time augmentation": ("flip" if config["eval_flip"] else "none")
-                                  + (f", scales {config['eval_scales']}" if config["eval_scales"] != [1.0] else ""),
-        "hardware": hardware(study, metrics),
-    }
-    table = pd.DataFrame({"course report": COURSE_PROTOCOL, f"this study ({row.profile} profile)": ours})
-    table.index.name = "aspect"
-    if len(profiles) > 1:
-        table.loc["profiles in the tables", f"this study ({row.profile} profile)"] = ", ".join(profiles)
-        table.loc["profiles in the tables", "course report"] = "one"
-    return table
-
-
 def machine(metrics: dict, scored: bool = False) -> str:
     """The machine a run trained on (scored=True: the one its evaluation ran on, which older records do
     not name apart), as its metrics.json names it: GPU, or CPU model, threads and whether it has native bf16."""

@@ -1,0 +1,107 @@
+"""This study's protocol against the course report's: the method table (what the course report states
+beside what the runs recorded) and, for each of the course report's experiments that ran, the gap between
+its score and the course report's with the settings in which its runs differ from the course report's."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .config import read_run_config
+from .models import DEEPLAB_SHAPES, aspp_rates
+from .report import CE, LOVASZ, PRETRAINED, Study, hardware
+from .results import ENCODERS, course_report, fmt, groups, read_metrics, title
+
+# The course report's protocol as it states it (section 5.2), for the "course report" column only.
+COURSE_PROTOCOL = {
+    "pretrained encoder": "ResNet-50, ImageNet",
+    "output stride, ASPP rates": "8; 12, 24, 36",
+    "training input": "short edge 512, random 512 crop, flip",
+    "iterations, batch": "2000, 4",
+    "optimizer": "SGD lr 0.01, mom. 0.9, wd 0.0005",
+    "test-time augmentation": "none stated",
+    "hardware": "one GeForce RTX 3090",
+}
+
+
+def method_table(study: Study) -> pd.DataFrame:
+    """What this study ran against what the course report states, one row per aspect; this study's
+    column is read from the runs' recorded settings (main profile; scratch-only profiles noted)."""
+    pre = study.runs_of(PRETRAINED)
+    row = pre.iloc[0] if not pre.empty else study.summary.iloc[0]
+    config = read_run_config(study.record(row))
+    metrics = read_metrics(study.record(row))
+    stride = DEEPLAB_SHAPES.get(config["model"], (None,))[0]
+    profiles = sorted(set(study.summary.profile))
+    ours = {
+        "pretrained encoder": f"{ENCODERS.get(config['model'], config['model'])}, {config['weights'] or 'none'}",
+        "output stride, ASPP rates": f"{stride}; {', '.join(map(str, aspp_rates(stride)))}" if stride else "n/a",
+        "training input": (f"short edge {config.get('train_size') or config['crop_size']}, random {config['crop_size']} "
+                           f"crop, flip" + (f", rescale {config['scale_range'][0]}-{config['scale_range'][1]}"
+                                             if config["scale_range"] != [1.0, 1.0] else "")),
+        "iterations, batch": f"{config['iterations']}, {config['batch_size']}",
+        "optimizer": f"SGD lr {config['lr']}, mom. {config['momentum']}, wd {config['weight_decay']}",
+        "test-time augmentation": ("flip" if config["eval_flip"] else "none")
+                                  + (f", scales {config['eval_scales']}" if config["eval_scales"] != [1.0] else ""),
+        "hardware": hardware(study, metrics),
+    }
+    table = pd.DataFrame({"course report": COURSE_PROTOCOL, f"this study ({row.profile} profile)": ours})
+    table.index.name = "aspect"
+    if len(profiles) > 1:
+        table.loc["profiles in the tables", f"this study ({row.profile} profile)"] = ", ".join(profiles)
+        table.loc["profiles in the tables", "course report"] = "one"
+    return table
+
+
+# The same protocol as settings, to name where a run differs from it (each experiment's model is in
+# experiments/course_report.yaml).
+COURSE_SETTINGS = {"crop_size": 512, "iterations": 2000, "batch_size": 4}
+SETTING_WORDS = {"crop_size": "crop {} instead of {}", "iterations": "{} iterations instead of {}",
+                 "batch_size": "batch {} instead of {}"}
+
+
+def differences(experiment: str, config: dict) -> dict[str, str]:
+    """Where a run's recorded settings differ from the course report's for that experiment, {setting: in
+    words}: the encoder and output stride (from the model), the crop, the schedule and any augmentation the
+    course report did not use."""
+    theirs = course_report()[experiment]["model"]
+    out = {}
+    encoders = [ENCODERS.get(m, m) for m in (config["model"], theirs)]
+    if encoders[0] != encoders[1]:
+        out["encoder"] = f"{encoders[0]} encoder instead of {encoders[1]}"
+    strides = [DEEPLAB_SHAPES.get(m, (None,))[0] for m in (config["model"], theirs)]
+    if None not in strides and strides[0] != strides[1]:
+        out["output stride"] = f"output stride {strides[0]} instead of {strides[1]}"
+    out.update({key: words.format(config[key], COURSE_SETTINGS[key]) for key, words in SETTING_WORDS.items()
+                if config[key] != COURSE_SETTINGS[key]})
+    if list(config["scale_range"]) != [1.0, 1.0]:
+        out["scale_range"] = f"random rescale {config['scale_range'][0]}-{config['scale_range'][1]}"
+    if config["eval_flip"] or list(config["eval_scales"]) != [1.0]:
+        out["test-time augmentation"] = "test-time augmentation"
+    return out
+
+
+def against_course_report(study: Study) -> str:
+    """The results' paragraph on the course report's numbers: per experiment of the course report that ran,
+    our mIoU against its, the gap and where our runs differ from its protocol (read from their settings);
+    Lovász's change over cross-entropy in both; and what the gaps cannot say. "" when none of them ran."""
+    theirs, parts, other_encoder = course_report(), [], False
+    for experiment, profile, runs in groups(study.summary, study.main):
+        if experiment not in theirs or runs.empty:
+            continue
+        diffs = differences(experiment, read_run_config(study.record(runs.iloc[0])))
+        other_encoder |= "encoder" in diffs
+        reported = theirs[experiment]["mIoU"]
+        parts.append(f"{title(experiment, profile, study.main)} {fmt(runs.mIoU)} against {reported:.2f} "
+                     f"({runs.mIoU.mean() - reported:+.2f}; {', '.join(diffs.values()) or 'the same settings'})")
+    if not parts:
+        return ""
+    text = ("Ours against the course report's mIoU (%), the gap, and where our runs differ from its protocol: "
+            + "; ".join(parts) + ".")
+    ce, lovasz = study.runs_of(CE), study.runs_of(LOVASZ)
+    if len(ce) and len(lovasz):
+        text += (f" Lovász-Softmax against cross-entropy: {lovasz.mIoU.mean() - ce.mIoU.mean():+.2f} here, "
+                 f"{theirs[LOVASZ]['mIoU'] - theirs[CE]['mIoU']:+.2f} in the course report.")
+    text += " The course report gives one run per model, so its numbers carry no seed-to-seed variation to judge a gap by"
+    if other_encoder:
+        text += ("; and where the encoder differs, a gap mixes the encoder's share with that of the other differences "
+                 "listed, which this study cannot separate without the course report's ResNet-50 weights")
+    return text + "."
