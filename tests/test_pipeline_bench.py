@@ -75,7 +75,8 @@ def test_pipeline_trains_exports_records_and_renders_the_paper(smoke_pipeline):
                    "What each change gave", "<th>hierarchy</th>", "each experiment's gain over it",
                    "Border measures per class", "verdict against seed variation: pretraining ", "Where the errors go.", "Where the body parts' errors go: %",
                    "Where the parts' errors go.", "Where the body parts' errors go, beyond the course report",
-                   "<th>part pixels taken for background</th>"):
+                   "<th>part pixels taken for background</th>", "<strong>Against the course report's numbers.</strong>",
+                   "training objective, so its level compares only between experiments with the same one"):
         assert needle in html, needle
     # the conclusion repeats claim (a)'s verdict: the beyond section's sentences once took its place
     claim_a = html.split("<strong>(a) Pretraining helps.</strong> ")[1][:60]
@@ -86,6 +87,8 @@ def test_pipeline_trains_exports_records_and_renders_the_paper(smoke_pipeline):
     assert "Predictions on the first val images" not in html  # per-run notebooks stay in executed/, not in the paper
     run_notebook = (out / "executed" / "02_experiment-deeplabv3plus_pretrained-smoke-seed0.ipynb").read_text()
     assert "Where each class's pixels go" in run_notebook and "image/png" in run_notebook  # its confusion matrix
+    hierarchy_run = (out / "executed" / "02_experiment-deeplabv3plus_pretrained_hierarchy-smoke-seed0.ipynb").read_text()
+    assert "0.4 × the body-hierarchy heads' cross-entropy" in hierarchy_run  # its header names the whole loss
     assert "In&nbsp;[" not in html and "def save(" not in html  # no code, no prompts
     assert "data:image/png;base64" in html and "src=\"http" not in html and "mathjax" not in html.lower()
     assert (out / "figures" / "figure5.png").is_file() and (out / "figures" / "learning_curves.png").is_file()
