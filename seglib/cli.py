@@ -118,18 +118,19 @@ def cmd_bench(args):
 def cmd_compare(args):
     from .config import is_complete
     from .records import complete
-    from .results import compare_by, gap_verdict, summary
+    from .results import compare_by, gap_verdict, std_phrase, summary
 
     missing = [str(r) for r in args.runs if not (is_complete(r) or complete(r))]
     if missing:
         raise SeglibError(f"{missing[0]}: neither a finished run folder (config.yaml, final.pt, metrics.json) nor a "
                           f"run's records in results/runs/ (config.yaml, metrics.json, log.csv)")
     rows = summary(args.runs)
-    table, gap = compare_by(rows, args.by, args.metric)
+    table, gaps = compare_by(rows, args.by, args.metric)
     print(table.to_string())
-    if gap:
-        line = f"{args.metric} {gap['b']} - {gap['a']}: {gap['difference']:+.2f}; seed-to-seed std {gap['std_a']:.2f} / {gap['std_b']:.2f}"
-        print(f"{line}: the gap {gap_verdict(gap)}")
+    for gap in gaps:  # each group against the first
+        stds = " / ".join(std_phrase(gap[f"std_{g}"], gap[f"seeds_{g}"]) for g in "ab")
+        print(f"{args.metric} {gap['b']} - {gap['a']}: {gap['difference']:+.2f}; seed-to-seed std {stds}: "
+              f"the gap {gap_verdict(gap)}")
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.csv)
@@ -137,7 +138,7 @@ def cmd_compare(args):
         args.json.parent.mkdir(parents=True, exist_ok=True)
         per_run = rows[[args.by, "seed", args.metric, "train_seconds"]].assign(run=[str(r) for r in args.runs])
         args.json.write_text(json.dumps({"by": args.by, "metric": args.metric, "runs": per_run.to_dict("records"),
-                                         "groups": table.reset_index().to_dict("records"), "gap": gap}, indent=2, default=str))
+                                         "groups": table.reset_index().to_dict("records"), "gaps": gaps}, indent=2, default=str))
 
 
 def cmd_pipeline(args):
@@ -209,8 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("compare", help="finished runs grouped by one setting: mean/std over seeds and "
-                                       "whether the gap exceeds seed-to-seed variation")
-    p.add_argument("runs", type=Path, nargs="+", help="run folders, or their records in results/runs/")
+                                       "whether each group's gap to the first exceeds seed-to-seed variation")
+    p.add_argument("runs", type=Path, nargs="+", help="run folders, or their records in results/runs/; the group "
+                                                      "of the first is the baseline the others are compared with")
     p.add_argument("--by", default="precision", help="results/summary.csv column to group by (default precision; "
                                                       "experiment compares recipes with the same budget)")
     p.add_argument("--metric", default="mIoU")

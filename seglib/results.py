@@ -228,9 +228,10 @@ SCHEDULE_COLUMNS = ("encoder", "weights", "loss", "hierarchy_weight", "precision
 BUDGET_COLUMNS = ("iterations", "crop", "train_size", "val_images")
 
 
-def compare_by(summary_df: pd.DataFrame, column: str, metric: str = "mIoU") -> tuple[pd.DataFrame, dict | None]:
+def compare_by(summary_df: pd.DataFrame, column: str, metric: str = "mIoU") -> tuple[pd.DataFrame, list[dict]]:
     """Runs grouped by one setting (say precision): per group the seeds, mean and std of metric and the mean
-    training time; with two groups also gap_vs_noise between them. Runs that differ in another schedule
+    training time; and gap_vs_noise of each further group against the first (the baseline: the group of the
+    first run given), so that several recipes compare with one baseline at once. Runs that differ in another schedule
     column are refused, since the comparison would mix two effects; grouped by experiment, a recipe that
     changes several settings at once is what is compared, and only the budget (iterations, crop, val
     images) must be the same."""
@@ -249,7 +250,13 @@ def compare_by(summary_df: pd.DataFrame, column: str, metric: str = "mIoU") -> t
         **({"s/it mean": groups.sec_per_iter.mean()} if "sec_per_iter" in summary_df else {}),
     }).round(2)
     values = [g[metric].to_numpy() for _, g in groups]
-    return table, ({"a": table.index[0], "b": table.index[1], **gap_vs_noise(*values)} if len(values) == 2 else None)
+    return table, [{"a": table.index[0], "b": name, **gap_vs_noise(values[0], other)}
+                   for name, other in zip(table.index[1:], values[1:])]
+
+
+def std_phrase(std: float, seeds: int) -> str:
+    """A group's seed-to-seed std for a sentence: 'n/a (1 seed)' where there is none."""
+    return f"{std:.2f}" if np.isfinite(std) else f"n/a ({seeds} seed{'s' if seeds != 1 else ''})"
 
 
 def schedule_caption(runs: pd.DataFrame) -> str:

@@ -83,7 +83,7 @@ def test_report_tables_name_their_index_in_the_header_row():
 def test_compare_by_precision_groups_seeds():
     df = _runs([{"precision": p, "seed": s, "mIoU": m} for p, ms in (("fp32", (38.0, 39.0, 40.0)), ("bf16", (39.0, 39.5, 40.0)))
                 for s, m in enumerate(ms)])
-    table, gap = compare_by(df, "precision")
+    table, (gap,) = compare_by(df, "precision")
     assert list(table.index) == ["fp32", "bf16"]
     assert table.loc["bf16", "mIoU mean"] == pytest.approx(39.5) and table.loc["fp32", "seeds"] == "0 1 2"
     assert gap["difference"] == pytest.approx(0.5) and not gap["exceeds_noise"]
@@ -104,14 +104,28 @@ def test_compare_by_experiment_compares_recipes_within_one_budget():
     base = [{"experiment": "deeplabv3plus_pretrained", "seed": s, "mIoU": m} for s, m in enumerate((50.0, 51.0, 52.0))]
     best = [{"experiment": "deeplabv3plus_pretrained_best", "loss": "ce+lovasz", "hierarchy_weight": 0.4,
              "scale_range": "0.5-2.0", "eval_flip": True, "seed": s, "mIoU": m} for s, m in enumerate((55.0, 55.5, 56.0))]
-    table, gap = compare_by(_runs([{"hierarchy_weight": 0.0, "scale_range": "1.0-1.0", "eval_flip": False, **r}
-                                   for r in base] + best), "experiment")
+    table, (gap,) = compare_by(_runs([{"hierarchy_weight": 0.0, "scale_range": "1.0-1.0", "eval_flip": False, **r}
+                                      for r in base] + best), "experiment")
     assert table["mIoU mean"].tolist() == [51.0, 55.5] and gap["difference"] == pytest.approx(4.5) and gap["exceeds_noise"]
     with pytest.raises(SeglibError, match="differ in iterations"):
         compare_by(_runs(base + [{**best[0], "iterations": 1000}]), "experiment")
     hierarchy = [{**r, "experiment": "deeplabv3plus_pretrained_hierarchy", "hierarchy_weight": 0.4} for r in base]
     with pytest.raises(SeglibError, match="differ in hierarchy_weight"):
         compare_by(_runs([{**r, "hierarchy_weight": 0.0} for r in base] + hierarchy), "loss")
+
+
+def test_compare_by_experiment_judges_each_recipe_against_the_first_group():
+    """Issue 18 compares each experiment beyond the course report with the pretrained CE seeds; with three
+    groups compare printed the table and no verdict at all. Each further group now gets its gap to the
+    first (the baseline: the group of the first run given)."""
+    rows = [{"experiment": e, "seed": s, "mIoU": m} for e, ms in (("ce", (50.0, 51.0, 52.0)), ("hierarchy", (55.0, 55.5)),
+                                                                   ("ce_lovasz", (51.5,))) for s, m in enumerate(ms)]
+    table, gaps = compare_by(_runs(rows), "experiment")
+    assert list(table.index) == ["ce", "hierarchy", "ce_lovasz"]
+    assert [(g["a"], g["b"]) for g in gaps] == [("ce", "hierarchy"), ("ce", "ce_lovasz")]
+    assert gaps[0]["difference"] == pytest.approx(4.25) and gaps[0]["exceeds_noise"]
+    assert gaps[1]["difference"] == pytest.approx(0.5) and not gaps[1]["exceeds_noise"] and gaps[1]["seeds_b"] == 1
+    assert compare_by(_runs(rows[:3]), "experiment")[1] == []
 
 
 def test_cli_compare_reads_committed_records(capsys):
@@ -122,6 +136,15 @@ def test_cli_compare_reads_committed_records(capsys):
     assert main(["compare", *sorted(map(str, records.glob("deeplabv3plus_pretrained*-smoke-seed*"))), "--by", "experiment"]) == 0
     out = capsys.readouterr().out
     assert "deeplabv3plus_pretrained_lovasz" in out and "seed-to-seed std" in out
+    # three groups: a verdict for each against the first; a single seed's std reads n/a, not nan
+    runs = [records / f"deeplabv3plus_pretrained{e}-smoke-seed{s}" for e, s in (("", 0), ("", 1), ("_lovasz", 0), ("_lovasz", 1),
+                                                                                 ("", 0))]
+    runs[-1] = records / "deeplabv3plus_lite2_scratch-smoke-seed0"
+    assert main(["compare", *map(str, runs), "--by", "experiment"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].startswith("mIoU deeplabv3plus_pretrained_lovasz - deeplabv3plus_pretrained: ")
+    assert lines[-1].startswith("mIoU deeplabv3plus_lite2_scratch - deeplabv3plus_pretrained: ")
+    assert "/ n/a (1 seed): the gap " in lines[-1] and "nan" not in lines[-1]
 
 
 def test_cli_compare_rejects_an_unfinished_run_folder(tmp_path):
