@@ -9,8 +9,6 @@ import re
 
 import pandas as pd
 
-from .results import index_name_in_header, latex_fitting_the_page
-
 
 class Captions:
     """Numbered captions in order of appearance: caps.table('...') -> '**Table 3.** ...'; a figure given a
@@ -48,6 +46,62 @@ def _inline(text: str, latex: bool) -> str:
     else:
         text = html.escape(text)
     return re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}" if latex else r"<strong>\1</strong>", text)
+
+
+# About how many characters of a table's cells 470 pt of text hold in one row at the report's table font:
+# a table whose cells add up to more gets its row labels in a wrapping column and narrower gaps, so that
+# it prints at (nearly) the text's size instead of being scaled down to 7-8 pt.
+TEXT_WIDTH_CHARS = 95
+WRAPPED_COLUMN_SEP = "4pt"  # LaTeX's default \tabcolsep is 6pt
+
+
+def index_name_in_header(frame: pd.DataFrame) -> pd.DataFrame:
+    """The index's name moved into the header row above the index (where a paper's table names its first
+    column), instead of pandas' own row of it under the header, which reads as a stray empty row."""
+    names = list(frame.columns.names)
+    if frame.index.nlevels > 1 or frame.index.name is None or names[-1] is not None:
+        return frame
+    return frame.rename_axis(index=None).rename_axis(columns=names[:-1] + [frame.index.name])
+
+
+def _chars(values) -> int:
+    return max((len(str(v)) for v in values), default=0)
+
+
+def natural_chars(frame: pd.DataFrame) -> int:
+    """A table's width in characters, roughly as LaTeX sets it: per column (the index too) its longest cell
+    or bottom header, plus two for the gap between columns."""
+    columns = [_chars([*frame.index, frame.index.name or ""])]
+    columns += [max(_chars(frame[c].round(2) if pd.api.types.is_float_dtype(frame[c]) else frame[c]), len(str(c[-1] if
+                    isinstance(c, tuple) else c))) for c in frame.columns]
+    return sum(columns) + 2 * len(columns)
+
+
+def two_line_chars(labels) -> int:
+    """The characters of the widest label broken at a space into two lines as evenly as it goes."""
+    widest = 0
+    for label in map(str, labels):
+        words = label.split(" ")
+        halves = [max(len(" ".join(words[:i])), len(" ".join(words[i:]))) for i in range(1, len(words))]
+        widest = max(widest, min(halves, default=len(label)))
+    return widest
+
+
+def latex_fitting_the_page(frame: pd.DataFrame) -> str:
+    """The frame as DataFrame.to_latex writes it (the styler.* options apply), its index name in the
+    header, in an adjustbox no wider than the text (nbconvert's LaTeX template loads adjustbox and array).
+    A table wider than the text in characters first gets its row labels wrapped onto two lines (a ragged
+    paragraph column as wide as the widest label's longer half) and narrower column gaps; only what is
+    still too wide is scaled down."""
+    wide = frame.index.nlevels == 1 and not pd.api.types.is_numeric_dtype(frame.index) and \
+        natural_chars(frame) > TEXT_WIDTH_CHARS
+    frame = index_name_in_header(frame)
+    if not wide:
+        return "\\begin{adjustbox}{max width=\\linewidth}\n" + frame.to_latex() + "\\end{adjustbox}\n"
+    label = f">{{\\raggedright\\arraybackslash}}p{{{0.5 * two_line_chars(frame.index):.1f}em}}"
+    cells = "".join("r" if pd.api.types.is_numeric_dtype(frame[c]) else "l" for c in frame.columns)
+    return (f"{{\\setlength{{\\tabcolsep}}{{{WRAPPED_COLUMN_SEP}}}\\begin{{adjustbox}}{{max width=\\linewidth}}\n"
+            + frame.to_latex(column_format=label + cells) + "\\end{adjustbox}}\n")
 
 
 class CaptionedTable:

@@ -13,6 +13,7 @@ from . import config as configs
 from .data import REPORT_ORDER, PascalPartDataset, report_order
 from .errors import SeglibError
 from .evaluate import load_run, predictor_from_config
+from .layout import index_name_in_header, latex_fitting_the_page
 
 TITLES = {
     "fcn_unet_scratch": "FCN+U-Net (scratch)",
@@ -164,22 +165,6 @@ def notebook_display() -> None:
         shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, lambda f: index_name_in_header(f)._repr_html_())
         # a user's mistake (no runs, no data) reads as one line; %xmode would print its mode into the paper
         shell.InteractiveTB.set_mode(mode="Minimal")
-
-
-def index_name_in_header(frame: pd.DataFrame) -> pd.DataFrame:
-    """The index's name moved into the header row above the index (where a paper's table names its first
-    column), instead of pandas' own row of it under the header, which reads as a stray empty row."""
-    names = list(frame.columns.names)
-    if frame.index.nlevels > 1 or frame.index.name is None or names[-1] is not None:
-        return frame
-    return frame.rename_axis(index=None).rename_axis(columns=names[:-1] + [frame.index.name])
-
-
-def latex_fitting_the_page(frame: pd.DataFrame) -> str:
-    """The frame as DataFrame.to_latex writes it (the styler.* options apply), its index name in the
-    header, in an adjustbox no wider than the text; nbconvert's LaTeX template loads adjustbox."""
-    return ("\\begin{adjustbox}{max width=\\linewidth}\n" + index_name_in_header(frame).to_latex()
-            + "\\end{adjustbox}\n")
 
 
 def gap_vs_noise(values_a, values_b) -> dict:

@@ -6,6 +6,7 @@ import pytest
 from conftest import run_cli
 
 from seglib.errors import SeglibError
+from seglib.layout import latex_fitting_the_page
 from seglib.results import (
     combined_table,
     compare_by,
@@ -13,7 +14,6 @@ from seglib.results import (
     gap_verdict,
     gap_vs_noise,
     groups,
-    latex_fitting_the_page,
     main_profile,
     per_class_iou,
     schedule_caption,
@@ -165,3 +165,24 @@ def test_pace_is_the_median_step_of_the_loss_log_so_pauses_do_not_count(tmp_path
     assert seconds_per_iteration(tmp_path) == pytest.approx(7.0) and seconds.iloc[-1] / 200 > 18
     pd.DataFrame({"iteration": [10], "loss": 1.0, "lr": 0.01, "seconds": [65.0]}).to_csv(tmp_path / "log.csv", index=False)
     assert seconds_per_iteration(tmp_path) is None and seconds_per_iteration(tmp_path / "missing") is None
+
+
+def test_a_wide_table_wraps_its_row_labels_before_it_is_scaled_down():
+    """The report's widest tables (all experiments, learning curves, the runs) were scaled to the text width
+    as they were, to 7-8 pt; their row labels now break onto two lines at the widest label's middle space
+    and the column gaps narrow first. Tables that fit are left as pandas writes them."""
+    labels = pd.Index(["DeepLabv3+ pretrained + hierarchy", "DeepLabv3+ R50 (scratch)"], name="experiment")
+    wide = pd.DataFrame({c: [2000, 512] for c in ("seed", "crop", "iterations", "machine", "s/it", "wall h", "mIoU",
+                                                   "mAcc", "aAcc", "precision")}, index=labels).assign(profile="paper256")
+    latex = latex_fitting_the_page(wide)
+    # "DeepLabv3+ pretrained" / "+ hierarchy": 21 characters, half an em each
+    assert "\\begin{tabular}{>{\\raggedright\\arraybackslash}p{10.5em}rrrrrrrrrrl}" in latex
+    assert latex.startswith("{\\setlength{\\tabcolsep}{4pt}\\begin{adjustbox}{max width=\\linewidth}")
+    assert latex.rstrip().endswith("\\end{adjustbox}}") and "experiment & seed & crop" in latex
+    narrow = latex_fitting_the_page(wide[["mIoU"]])
+    assert "p{" not in narrow and "tabcolsep" not in narrow and "\\begin{tabular}{lr}" in narrow
+    # grouped columns (the all-experiments table): one format letter per column still
+    grouped = combined_table(_runs([{"experiment": e, "profile": "cpu", "seed": 0, "mIoU": 40.0, "mAcc": 50.0,
+                                     "aAcc": 90.0} for e in ("deeplabv3plus_pretrained_hierarchy", "deeplabv3plus_scratch")]))
+    grouped["ours", "note"] = "a long column of text " * 2
+    assert "p{" in latex_fitting_the_page(grouped)
