@@ -123,9 +123,10 @@ def study_status(study, out: Path, device: str = "auto", measure: bool = False, 
                 unknown += 1
         lines.append(f"{tag}: {state}")
     if left or unknown:
-        lines.append(f"training left: about {duration(left)} on this machine" + (
-            f", {borrowed} run(s) timed at another machine's pace" if borrowed else "") + (
-            f", plus {unknown} run(s) with no pace measured yet" if unknown else ""))
+        lines.append(f"training left: about {duration(left)}" + (
+            f" ({borrowed} run(s) timed at another machine's pace)" if borrowed else " on this machine") + (
+            f", plus {unknown} run(s) with no pace measured yet" if unknown else "") + (
+            "; --measure (make: MEASURE=1) times them here" if (borrowed or unknown) and not measure else ""))
     error = records.other_data_error(out / "results", data) if data else None
     return lines + ([f"the study on this data folder stops before training: {error}"] if error else [])
 

@@ -348,7 +348,9 @@ def test_status_times_runs_not_started_at_this_machines_pace_where_it_has_one(sm
         trained_elsewhere(runs[1])
         line, total = state()
         assert "s/iteration of deeplabv3plus_pretrained_lovasz-smoke-seed0, measured on another machine)" in line
-        assert "1 run(s) timed at another machine's pace" in total
+        # the total no longer says "on this machine" for another's pace, and says how to time them here
+        assert re.fullmatch(r"training left: about \d+ min \(1 run\(s\) timed at another machine's pace\); "
+                            r"--measure \(make: MEASURE=1\) times them here", total)
         # only their exported records here (a new checkout), the host as this machine's: another machine all
         # the same (two AVX2 EPYCs, one description, 6.5 and 9.1 s/iteration)
         for run in runs:
@@ -380,6 +382,7 @@ def test_status_measure_times_here_only_the_step_costs_without_a_pace_from_this_
                          experiments=(*STUDY, "deeplabv3plus_pretrained_ce_lovasz"))["status"]
     state = dict(line.split(": ", 1) for line in lines[:-1])
     assert calls == [("deeplabv3plus_lite2-d16", 64, 2)]  # the one step cost with no pace from this machine
+    assert "MEASURE" not in lines[-1]  # timed: nothing left to advise
     assert re.fullmatch(r"not started \(about \d+ min at \d+\.\d s/iteration timed here \(3 steps on random inputs, "
                         r"without data loading or the learning curve\)\)",
                         state["deeplabv3plus_pretrained_ce_lovasz-smoke-seed0"])
