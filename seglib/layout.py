@@ -1,11 +1,12 @@
 """How the paper's numbered captions, tables and figures render: in the HTML a caption above its table
 and below its figure; in the PDF (nbconvert's LaTeX) each table or figure with its caption one float that
 LaTeX places where it fits, as in a paper, with the float placement and the barrier before the references.
-The report notebook displays these objects; seglib.report computes what they show."""
+The report notebook shows its text, figures and tables through Paper; seglib.report computes what they show."""
 from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 
 import pandas as pd
 
@@ -135,6 +136,40 @@ class LatexOnly:
 
     def _repr_latex_(self) -> str:
         return self.latex
+
+
+class Paper:
+    """What the report notebook shows, in order: markdown text, and numbered figures and tables, each with
+    its caption (in the PDF one float, so that LaTeX places them together where they fit); a figure is also
+    saved under its name to figures_dir when one is given, and closed once shown."""
+
+    def __init__(self, figures_dir=None):
+        self.captions = Captions()
+        self.figures_dir = Path(figures_dir) if figures_dir else None
+
+    @staticmethod
+    def text(markdown: str) -> None:
+        from IPython.display import Markdown, display
+
+        display(Markdown(markdown))
+
+    def figure(self, fig, name: str, caption: str) -> None:
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        if self.figures_dir:
+            self.figures_dir.mkdir(parents=True, exist_ok=True)
+            fig.savefig(self.figures_dir / name, dpi=150, bbox_inches="tight")
+        display(LatexOnly(FIGURE_BEGIN))
+        display(fig)
+        plt.close(fig)
+        self.text(self.captions.figure(caption, name))
+        display(LatexOnly(FIGURE_END))
+
+    def table(self, frame: pd.DataFrame, caption: str) -> None:
+        from IPython.display import display
+
+        display(CaptionedTable(self.captions.table(caption), frame))
 
 
 FIGURE_BEGIN, FIGURE_END = "\\begin{figure}[htbp]\\centering", "\\end{figure}"

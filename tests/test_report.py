@@ -692,3 +692,26 @@ def test_each_gap_to_the_course_reports_numbers_names_where_the_runs_differ_from
     only_r50 = report.Study(tmp_path, pd.DataFrame(rows[:1]), folders, main="paper")
     assert "ResNet-50 weights" not in protocol.against_course_report(only_r50)
     assert protocol.against_course_report(report.Study(tmp_path, pd.DataFrame(rows[4:]), folders, main="paper")) == ""
+
+
+def test_the_paper_shows_each_figure_as_one_float_with_its_numbered_caption_and_saves_it(tmp_path, monkeypatch):
+    """The report notebook's figure/table helpers were functions in its first cell, out of the tests' reach
+    but through a whole notebook run; they are layout.Paper's now: a figure is saved under its name, shown
+    between the float's begin and end with its numbered caption, and closed; a table is one captioned float."""
+    import IPython.display
+    import matplotlib.pyplot as plt
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    paper = layout.Paper(tmp_path / "figures")
+    fig = plt.figure()
+    paper.figure(fig, "curves.png", "Loss against iteration.")
+    paper.table(pd.DataFrame({"mIoU": [51.0]}), "Scores.")
+    assert (tmp_path / "figures" / "curves.png").is_file() and not plt.fignum_exists(fig.number)
+    begin, image, caption, end, table = shown
+    assert (begin.latex, image, end.latex) == (layout.FIGURE_BEGIN, fig, layout.FIGURE_END)
+    assert caption.data == "**Figure 1.** Loss against iteration." and paper.captions.ref("curves.png") == "Figure 1"
+    assert isinstance(table, layout.CaptionedTable) and table.caption == "**Table 1.** Scores."
+    shown.clear()
+    layout.Paper().figure(plt.figure(), "unsaved.png", "Not saved.")  # no figures_dir: shown only
+    assert len(shown) == 4 and not (tmp_path / "unsaved.png").exists()
