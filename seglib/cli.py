@@ -126,7 +126,7 @@ def cmd_compare(args):
                           f"run's records in results/runs/ (config.yaml, metrics.json, log.csv)")
     rows = summary(args.runs)
     table, gaps = compare_by(rows, args.by, args.metric)
-    print(table.to_string())
+    print(table.to_string(na_rep="n/a"))  # a one-seed group has no std
     for gap in gaps:  # each group against the first
         stds = " / ".join(std_phrase(gap[f"std_{g}"], gap[f"seeds_{g}"]) for g in "ab")
         print(f"{args.metric} {gap['b']} - {gap['a']}: {gap['difference']:+.2f}; seed-to-seed std {stds}: "

@@ -142,6 +142,7 @@ def test_cli_compare_reads_committed_records(capsys):
     runs[-1] = records / "deeplabv3plus_lite2_scratch-smoke-seed0"
     assert main(["compare", *map(str, runs), "--by", "experiment"]) == 0
     lines = capsys.readouterr().out.splitlines()
+    assert "NaN" not in "\n".join(lines) and lines[-3].split()[4] == "n/a"  # the one-seed group's std
     assert lines[-2].startswith("mIoU deeplabv3plus_pretrained_lovasz - deeplabv3plus_pretrained: ")
     assert lines[-1].startswith("mIoU deeplabv3plus_lite2_scratch - deeplabv3plus_pretrained: ")
     assert "/ n/a (1 seed): the gap " in lines[-1] and "nan" not in lines[-1]
