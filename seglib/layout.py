@@ -69,12 +69,16 @@ def _chars(values) -> int:
     return max((len(str(v)) for v in values), default=0)
 
 
+def _column_chars(frame: pd.DataFrame, column) -> int:
+    """A column's longest cell (floats as the report prints them, two decimals) or its bottom header."""
+    values = frame[column].round(2) if pd.api.types.is_float_dtype(frame[column]) else frame[column]
+    return max(_chars(values), len(str(column[-1] if isinstance(column, tuple) else column)))
+
+
 def natural_chars(frame: pd.DataFrame) -> int:
     """A table's width in characters, roughly as LaTeX sets it: per column (the index too) its longest cell
     or bottom header, plus two for the gap between columns."""
-    columns = [_chars([*frame.index, frame.index.name or ""])]
-    columns += [max(_chars(frame[c].round(2) if pd.api.types.is_float_dtype(frame[c]) else frame[c]), len(str(c[-1] if
-                    isinstance(c, tuple) else c))) for c in frame.columns]
+    columns = [_chars([*frame.index, frame.index.name or ""])] + [_column_chars(frame, c) for c in frame.columns]
     return sum(columns) + 2 * len(columns)
 
 
