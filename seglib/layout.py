@@ -183,6 +183,9 @@ TABLE_BEGIN, TABLE_END = "\\begin{table}[htbp]", "\\end{table}"  # flush left, a
 # page must now be 80% full; a figure may take up to 85% of a text page.
 FLOAT_PLACEMENT = ("\\renewcommand{\\topfraction}{0.85}\\renewcommand{\\bottomfraction}{0.7}"
                    "\\renewcommand{\\textfraction}{0.1}\\renewcommand{\\floatpagefraction}{0.8}")
+# The appendix begins on a page of its own, as a paper's does: its heading stood alone at the foot of the
+# references' last page while its table, too tall for the rest of that page, floated to the next.
+NEW_PAGE = "\\clearpage"
 # A figure still waiting for its place when the references begin (Figure 7 printed between two pages of
 # references) is put out first: a new page only when one is waiting (as placeins' \FloatBarrier does,
 # without a package nbconvert's template lacks).

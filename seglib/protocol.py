@@ -105,3 +105,14 @@ def against_course_report(study: Study) -> str:
         text += ("; and where the encoder differs, a gap mixes the encoder's share with that of the other differences "
                  "listed, which this study cannot separate without the course report's ResNet-50 weights")
     return text + "."
+
+
+def pretrained_sentence(study: Study) -> str:
+    """The abstract's sentence on how the pretrained model differs from the course report's (encoder, output
+    stride, ...), read from its first run's settings, with a leading space: it follows the scores; "" when
+    it does not differ or has no run."""
+    runs = study.runs_of(PRETRAINED)
+    if runs.empty:
+        return ""
+    diffs = differences(PRETRAINED, read_run_config(study.record(runs.iloc[0])))
+    return f" The pretrained models differ from the course report's in: {', '.join(diffs.values())}." if diffs else ""

@@ -14,7 +14,7 @@ from seglib import beyond, records
 from seglib import config as configs
 from seglib.errors import SeglibError
 from seglib.evaluate import eval_size
-from seglib.layout import FLOAT_BARRIER, TABLE_BEGIN
+from seglib.layout import FLOAT_BARRIER, NEW_PAGE, TABLE_BEGIN
 from seglib.pipeline import NOTEBOOKS_DIR, run_pipeline
 from seglib.report import fmt
 from seglib.results import seconds_per_iteration
@@ -123,6 +123,8 @@ def test_pipeline_trains_exports_records_and_renders_the_paper(smoke_pipeline):
     outputs = [d for c in report.cells if c.cell_type == "code" for o in c.outputs for d in [o.get("data", {})]]
     references = next(i for i, d in enumerate(outputs) if d.get("text/markdown", "").startswith("# References"))
     assert outputs[references - 1].get("text/latex") == FLOAT_BARRIER  # no figure among the references
+    appendix = next(i for i, d in enumerate(outputs) if d.get("text/markdown", "").startswith("# Appendix"))
+    assert outputs[appendix - 1].get("text/latex") == NEW_PAGE  # its heading is not left at a page's foot
     if "pdf" in formats:
         assert (out / "report" / "report.pdf").read_bytes()[:4] == b"%PDF"
 

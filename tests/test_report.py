@@ -691,6 +691,11 @@ def test_each_gap_to_the_course_reports_numbers_names_where_the_runs_differ_from
         "scale_range": "random rescale 0.5-2.0", "test-time augmentation": "test-time augmentation"}
     only_r50 = report.Study(tmp_path, pd.DataFrame(rows[:1]), folders, main="paper")
     assert "ResNet-50 weights" not in protocol.against_course_report(only_r50)
+    # the abstract names the pretrained model's differences, after its scores
+    assert protocol.pretrained_sentence(study) == (" The pretrained models differ from the course report's in: "
+                                                   "EfficientNet-Lite2 encoder instead of ResNet-50, output stride 16 "
+                                                   "instead of 8.")
+    assert protocol.pretrained_sentence(only_r50) == ""
     assert protocol.against_course_report(report.Study(tmp_path, pd.DataFrame(rows[4:]), folders, main="paper")) == ""
 
 
