@@ -10,28 +10,27 @@ from .models import DEEPLAB_SHAPES, aspp_rates
 from .report import CE, LOVASZ, PRETRAINED, Study, hardware
 from .results import ENCODERS, course_report, fmt, groups, read_metrics, title
 
-# The course report's protocol as it states it (section 5.2), for the "course report" column only.
-COURSE_PROTOCOL = {
-    "pretrained encoder": "ResNet-50, ImageNet",
-    "output stride, ASPP rates": "8; 12, 24, 36",
-    "training input": "short edge 512, random 512 crop, flip",
-    "iterations, batch": "2000, 4",
-    "optimizer": "SGD lr 0.01, mom. 0.9, wd 0.0005",
-    "test-time augmentation": "none stated",
-    "hardware": "one GeForce RTX 3090",
-}
+# The course report's protocol as it states it (section 5.2), as settings: the method table's "course
+# report" column is written from them as this study's is from its runs' (its test-time augmentation "none
+# stated", its hardware in words), and a run's differences are named against them (each experiment's
+# model is in experiments/course_report.yaml).
+COURSE_SETTINGS = {"weights": "ImageNet", "crop_size": 512, "train_size": None, "scale_range": [1.0, 1.0],
+                   "iterations": 2000, "batch_size": 4, "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0005,
+                   "eval_flip": False, "eval_scales": [1.0]}
+COURSE_STATED = {"test-time augmentation": "none stated", "hardware": "one GeForce RTX 3090"}
+SETTING_WORDS = {"crop_size": "crop {} instead of {}", "iterations": "{} iterations instead of {}",
+                 "batch_size": "batch {} instead of {}"}
 
 
-def method_table(study: Study) -> pd.DataFrame:
-    """What this study ran against what the course report states, one row per aspect; this study's
-    column is read from the runs' recorded settings (main profile; scratch-only profiles noted)."""
-    pre = study.runs_of(PRETRAINED)
-    row = pre.iloc[0] if not pre.empty else study.summary.iloc[0]
-    config = read_run_config(study.record(row))
-    metrics = read_metrics(study.record(row))
-    stride = DEEPLAB_SHAPES.get(config["model"], (None,))[0]
-    profiles = sorted(set(study.summary.profile))
-    ours = {
+def output_stride(model: str) -> int | None:
+    """A DeepLabv3+ model's output stride; None for the others (the U-Net has no ASPP)."""
+    return DEEPLAB_SHAPES.get(model, (None,))[0]
+
+
+def protocol_column(config: dict) -> dict[str, str]:
+    """The method table's rows for one set of settings (the hardware row apart)."""
+    stride = output_stride(config["model"])
+    return {
         "pretrained encoder": f"{ENCODERS.get(config['model'], config['model'])}, {config['weights'] or 'none'}",
         "output stride, ASPP rates": f"{stride}; {', '.join(map(str, aspp_rates(stride)))}" if stride else "n/a",
         "training input": (f"short edge {config.get('train_size') or config['crop_size']}, random {config['crop_size']} "
@@ -41,21 +40,24 @@ def method_table(study: Study) -> pd.DataFrame:
         "optimizer": f"SGD lr {config['lr']}, mom. {config['momentum']}, wd {config['weight_decay']}",
         "test-time augmentation": ("flip" if config["eval_flip"] else "none")
                                   + (f", scales {config['eval_scales']}" if config["eval_scales"] != [1.0] else ""),
-        "hardware": hardware(study, metrics),
     }
-    table = pd.DataFrame({"course report": COURSE_PROTOCOL, f"this study ({row.profile} profile)": ours})
+
+
+def method_table(study: Study) -> pd.DataFrame:
+    """What this study ran against what the course report states, one row per aspect; this study's
+    column is read from the runs' recorded settings (main profile; scratch-only profiles noted)."""
+    pre = study.runs_of(PRETRAINED)
+    row = pre.iloc[0] if not pre.empty else study.summary.iloc[0]
+    ours = {**protocol_column(read_run_config(study.record(row))),
+            "hardware": hardware(study, read_metrics(study.record(row)))}
+    theirs = {**protocol_column({**COURSE_SETTINGS, "model": course_report()[PRETRAINED]["model"]}), **COURSE_STATED}
+    table = pd.DataFrame({"course report": theirs, f"this study ({row.profile} profile)": ours})
     table.index.name = "aspect"
+    profiles = sorted(set(study.summary.profile))
     if len(profiles) > 1:
         table.loc["profiles in the tables", f"this study ({row.profile} profile)"] = ", ".join(profiles)
         table.loc["profiles in the tables", "course report"] = "one"
     return table
-
-
-# The same protocol as settings, to name where a run differs from it (each experiment's model is in
-# experiments/course_report.yaml).
-COURSE_SETTINGS = {"crop_size": 512, "iterations": 2000, "batch_size": 4}
-SETTING_WORDS = {"crop_size": "crop {} instead of {}", "iterations": "{} iterations instead of {}",
-                 "batch_size": "batch {} instead of {}"}
 
 
 def differences(experiment: str, config: dict) -> dict[str, str]:
@@ -67,7 +69,7 @@ def differences(experiment: str, config: dict) -> dict[str, str]:
     encoders = [ENCODERS.get(m, m) for m in (config["model"], theirs)]
     if encoders[0] != encoders[1]:
         out["encoder"] = f"{encoders[0]} encoder instead of {encoders[1]}"
-    strides = [DEEPLAB_SHAPES.get(m, (None,))[0] for m in (config["model"], theirs)]
+    strides = [output_stride(m) for m in (config["model"], theirs)]
     if None not in strides and strides[0] != strides[1]:
         out["output stride"] = f"output stride {strides[0]} instead of {strides[1]}"
     out.update({key: words.format(config[key], COURSE_SETTINGS[key]) for key, words in SETTING_WORDS.items()

@@ -1,6 +1,7 @@
 """The paper's computed parts: the study read from results/ (summary.csv and each run's records), the
-abstract, the method table, the appendix of runs, the conclusion and the references (the claims' verdicts
-are in seglib.claims, how captions, tables and figures render in seglib.layout). The report notebook holds
+abstract, the appendix of runs, the conclusion and the references (the claims' verdicts are in
+seglib.claims, the method table and the gaps to the course report's numbers in seglib.protocol, how
+captions, tables and figures render in seglib.layout). The report notebook holds
 the narrative and calls these; nothing here reads a checkpoint.
 """
 from __future__ import annotations
