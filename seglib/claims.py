@@ -230,9 +230,9 @@ def border_summary(measures: list[dict]) -> pd.DataFrame:
 
 def closeup_ids(study: Study, dataset, count: int = 2) -> list[str]:
     """Of the figures' images, the first `count` where both the cross-entropy and the Lovász model
-    (first seeds) find the largest person of the ground truth (plots.person_found): a rule that
+    (first seeds) find the largest person of the ground truth (pictures.person_found): a rule that
     favours neither."""
-    from .plots import person_found
+    from .pictures import person_found
 
     folders = [study.record(r.sort_values("seed").iloc[0]) for r in (study.runs_of(CE), study.runs_of(LOVASZ))
                if not r.empty]

@@ -85,7 +85,7 @@ def cmd_evaluate(args):
 def cmd_predict(args):
     from .data import load_image
     from .evaluate import load_run, predictor_from_config
-    from .plots import save_prediction
+    from .pictures import save_prediction
 
     model, config, class_names = load_run(args.run, args.device, args.checkpoint)
     predictor = predictor_from_config(model, config, next(model.parameters()).device)

@@ -83,7 +83,7 @@ def mask_ids(run_dir, ids) -> list[str]:
 
 def save_mask(mask: np.ndarray, path: Path, class_names: list[str]) -> None:
     """A palette PNG: pixel values are the class indices (exact), shown in the figures' colours."""
-    from .plots import palette
+    from .pictures import palette
 
     image = Image.fromarray(np.asarray(mask, np.uint8), mode="P")
     image.putpalette(palette(class_names).ravel().tolist())

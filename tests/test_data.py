@@ -186,3 +186,29 @@ def test_class_shares_per_split():
     assert table[("pixel share", "train")].tolist() == [80.0, 20.0, 0.0]
     assert table[("pixel share", "val")].tolist() == [50.0, 25.0, 25.0]
     assert table[("images containing it", "train")].tolist() == [100.0, 50.0, 0.0]
+
+
+def test_the_data_notebooks_charts_draw_each_class_and_each_split(sample_root):
+    """The data notebook's two charts are seglib functions (they were matplotlib in the notebook, out of the
+    tests' reach): one bar per class and split on each panel, the pixel shares on a log scale (background
+    dwarfs the limbs), and one point per image in one colour per split."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from seglib import plots
+    from seglib.data import class_shares, statistics
+
+    splits = {s: PascalPartDataset(sample_root, s) for s in ("train", "val")}
+    stats = pd.concat([statistics(d) for d in splits.values()], ignore_index=True)
+    table = class_shares(stats)
+    fig = plots.class_shares(table)
+    shares, presence = fig.axes
+    assert shares.get_yscale() == "log" and presence.get_yscale() == "linear"
+    for ax in (shares, presence):
+        assert len(ax.patches) == 2 * len(table) and [t.get_text() for t in ax.get_xticklabels()] == list(table.index)
+    plt.close(fig)
+    fig = plots.image_sizes(stats)
+    points = fig.axes[0].collections
+    assert [c.get_label() for c in points] == ["train", "val"]
+    assert [len(c.get_offsets()) for c in points] == [len(splits["train"]), len(splits["val"])]
+    plt.close(fig)

@@ -6,7 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seglib import beyond, claims, layout, plots, protocol, records, report, results
+from seglib import (
+    beyond,
+    claims,
+    layout,
+    pictures,
+    plots,
+    protocol,
+    records,
+    report,
+    results,
+)
 from seglib.data import PascalPartDataset
 from seglib.errors import SeglibError
 
@@ -34,24 +44,24 @@ def _two_people():
 
 def test_closeup_crops_the_largest_person_with_a_margin():
     truth = _two_people()
-    rows, cols = plots.person_box(truth)
+    rows, cols = pictures.person_box(truth)
     crop = truth[rows, cols]
     assert (crop != 0).sum() == (truth[:, :100] != 0).sum()  # all of the left person, none of the right
     assert (rows.start, rows.stop, cols.start, cols.stop) == (0, 100, 1, 39)  # a 15% margin, clipped at the frame
     with pytest.raises(ValueError, match="no person"):
-        plots.person_box(np.zeros((10, 10), np.int64))
+        pictures.person_box(np.zeros((10, 10), np.int64))
 
 
 def test_closeups_need_both_models_to_find_the_person():
     truth = _two_people()
     found, missed = truth.copy(), truth.copy()
     missed[:, :100] = 0  # misses the large person, finds the small one
-    assert plots.person_found(found, truth) and not plots.person_found(missed, truth)
+    assert pictures.person_found(found, truth) and not pictures.person_found(missed, truth)
     image = np.zeros(truth.shape + (3,), np.uint8)
-    fig = plots.border_closeups([("x", image, truth, {"a": found, "b": found})] * 2, ["background", "head", "torso"])
+    fig = pictures.border_closeups([("x", image, truth, {"a": found, "b": found})] * 2, ["background", "head", "torso"])
     assert len([ax for ax in fig.axes if ax.images]) == 8  # one row per image: photo, truth, two models
     with pytest.raises(ValueError, match="the ground truth has no person"):
-        plots.border_closeups([("y", image, np.zeros_like(truth), {"a": found})], ["background", "head", "torso"])
+        pictures.border_closeups([("y", image, np.zeros_like(truth), {"a": found})], ["background", "head", "torso"])
 
 
 CLASSES = ["background", "head", "torso", "upper-arms", "lower-arms", "upper-legs", "lower-legs"]
@@ -62,10 +72,10 @@ def _report_figure(kind, models):
     truth[10:50, 10:30] = 2
     names = [f"DeepLabv3+ model {k}" for k in range(models)]
     if kind == "predictions":
-        return plots.comparison_figure([image] * 6, [truth] * 6, {n: [truth] * 6 for n in names}, CLASSES,
+        return pictures.comparison_figure([image] * 6, [truth] * 6, {n: [truth] * 6 for n in names}, CLASSES,
                                        ids=["2008_000001"] * 6)
     if kind == "closeups":
-        return plots.border_closeups([("2008_000001", image, truth, {n: truth for n in names[:2]})] * 2, CLASSES)
+        return pictures.border_closeups([("2008_000001", image, truth, {n: truth for n in names[:2]})] * 2, CLASSES)
     if kind == "bars":
         return plots.per_class_bars(pd.DataFrame({n: np.arange(7.0) for n in names}, index=CLASSES))
     curve = pd.DataFrame({"iteration": [250, 500], "mIoU": [30.0, 40.0], "loss": [1.0, 0.8]})
@@ -91,10 +101,10 @@ def test_report_figures_print_readable_text_and_leave_room_for_their_caption(kin
 
 def test_row_labels_break_where_they_would_run_into_the_next_row():
     """Drawn sideways, an id taller than its row (a six-row, seven-column Figure 5) ran into the next row's."""
-    assert plots.fit_label("2008_000672", 1.5) == "2008_000672"
-    assert plots.fit_label("2008_000672", 0.7) == "2008_\n000672"
-    assert plots.fit_label("10th pct: 2008_000672\nmIoU 19.3", 0.7) == "10th pct:\n2008_\n000672\nmIoU 19.3"
-    assert plots.fit_label("10th pct: 2008_000672\nmIoU 19.3", 1.3) == "10th pct:\n2008_000672\nmIoU 19.3"
+    assert pictures.fit_label("2008_000672", 1.5) == "2008_000672"
+    assert pictures.fit_label("2008_000672", 0.7) == "2008_\n000672"
+    assert pictures.fit_label("10th pct: 2008_000672\nmIoU 19.3", 0.7) == "10th pct:\n2008_\n000672\nmIoU 19.3"
+    assert pictures.fit_label("10th pct: 2008_000672\nmIoU 19.3", 1.3) == "10th pct:\n2008_000672\nmIoU 19.3"
 
 
 def test_inference_cost_is_measured_images_per_second_beside_the_baseline(tmp_path):
