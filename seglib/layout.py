@@ -54,6 +54,9 @@ def _inline(text: str, latex: bool) -> str:
 # it prints at (nearly) the text's size instead of being scaled down to 7-8 pt.
 TEXT_WIDTH_CHARS = 95
 WRAPPED_COLUMN_SEP = "4pt"  # LaTeX's default \tabcolsep is 6pt
+# Rows of a table with wrapped labels set a little apart: at LaTeX's spacing a label's second line sat as
+# close to the next row's first as to its own, and "iterations, batch" read as two rows of the protocol table.
+WRAPPED_ROW_STRETCH = "1.25"
 
 
 def index_name_in_header(frame: pd.DataFrame) -> pd.DataFrame:
@@ -96,8 +99,8 @@ def latex_fitting_the_page(frame: pd.DataFrame) -> str:
     """The frame as DataFrame.to_latex writes it (the styler.* options apply), its index name in the
     header, in an adjustbox no wider than the text (nbconvert's LaTeX template loads adjustbox and array).
     A table wider than the text in characters first gets its row labels wrapped onto two lines (a ragged
-    paragraph column as wide as the widest label's longer half) and narrower column gaps; only what is
-    still too wide is scaled down."""
+    paragraph column as wide as the widest label's longer half), narrower column gaps and rows set a little
+    apart; only what is still too wide is scaled down."""
     wide = frame.index.nlevels == 1 and not pd.api.types.is_numeric_dtype(frame.index) and \
         natural_chars(frame) > TEXT_WIDTH_CHARS
     frame = index_name_in_header(frame)
@@ -105,7 +108,8 @@ def latex_fitting_the_page(frame: pd.DataFrame) -> str:
         return "\\begin{adjustbox}{max width=\\linewidth}\n" + frame.to_latex() + "\\end{adjustbox}\n"
     label = f">{{\\raggedright\\arraybackslash}}p{{{0.5 * two_line_chars(frame.index):.1f}em}}"
     cells = "".join("r" if pd.api.types.is_numeric_dtype(frame[c]) else "l" for c in frame.columns)
-    return (f"{{\\setlength{{\\tabcolsep}}{{{WRAPPED_COLUMN_SEP}}}\\begin{{adjustbox}}{{max width=\\linewidth}}\n"
+    return (f"{{\\setlength{{\\tabcolsep}}{{{WRAPPED_COLUMN_SEP}}}\\renewcommand{{\\arraystretch}}{{{WRAPPED_ROW_STRETCH}}}"
+            "\\begin{adjustbox}{max width=\\linewidth}\n"
             + frame.to_latex(column_format=label + cells) + "\\end{adjustbox}}\n")
 
 

@@ -116,7 +116,8 @@ def fmt(values, digits: int = 2) -> str:
 
 def combined_table(summary_df: pd.DataFrame, main: str | None = None) -> pd.DataFrame:
     """mIoU / mAcc per experiment and profile (ours: mean ± std over seeds) beside the course report's own;
-    two header rows (setting / ours / course report) keep it narrow enough to read on a page. aAcc, which
+    two header rows (setting / ours / course report) keep it narrow enough to read on a page; a crop or a number of
+    iterations that every row shares is left to the caption (attrs["shared"], e.g. '2000 iterations'). aAcc, which
     the course report does not give, is left to the appendix's runs table: with it the table was shrunk to
     a 6-point font to fit the page."""
     theirs, main = course_report(), main_profile(summary_df, main)
@@ -133,8 +134,15 @@ def combined_table(summary_df: pd.DataFrame, main: str | None = None) -> pd.Data
     table = pd.DataFrame(rows).set_index(("", "experiment"))
     if (table[("setting", "short edge")] == table[("setting", "crop")]).all():  # the report's input: says nothing
         table = table.drop(columns=[("setting", "short edge")])
+    # a schedule every row shares is said once, in the caption (table.attrs["shared"]), not printed in each row:
+    # a column of one repeated value only widened the table past the page
+    shared = [key for key in ("crop", "iterations") if len(table) > 1 and table[("setting", key)].nunique() == 1]
+    phrases = {"crop": "crop {}", "iterations": "{} iterations"}
+    table = table.drop(columns=[("setting", key) for key in shared])
     table.columns = pd.MultiIndex.from_tuples(table.columns)
-    return table.rename_axis("experiment")
+    table = table.rename_axis("experiment")
+    table.attrs["shared"] = ", ".join(phrases[key].format(rows[0][("setting", key)]) for key in shared)
+    return table
 
 
 def per_class_iou(summary_df: pd.DataFrame, stat: str = "mean", main: str | None = None) -> pd.DataFrame:

@@ -80,6 +80,20 @@ def test_report_tables_name_their_index_in_the_header_row():
     assert ("setting", "short edge") in combined_table(_runs(rows)).columns
 
 
+def test_a_setting_every_experiment_shares_moves_from_the_all_experiments_table_to_its_caption():
+    """A column repeating one value in every row (every paper run trains 2000 iterations) only widened the
+    table past the page: it is dropped, and said once through attrs["shared"]; a setting that differs stays."""
+    rows = [{"experiment": e, "profile": "cpu", "seed": 0, "mIoU": 40.0, "mAcc": 50.0, "aAcc": 90.0, "crop": c}
+            for e, c in (("deeplabv3plus_pretrained", 512), ("deeplabv3plus_scratch", 256))]
+    table = combined_table(_runs(rows))
+    assert ("setting", "iterations") not in table.columns and ("setting", "crop") in table.columns
+    assert table.attrs["shared"] == "1500 iterations"
+    same_crop = combined_table(_runs([{**r, "crop": 512, "train_size": 512} for r in rows]))
+    assert same_crop.attrs["shared"] == "crop 512, 1500 iterations"
+    assert ("setting", "crop") not in same_crop.columns
+    assert combined_table(_runs(rows[:1])).attrs["shared"] == ""  # one row: its settings stay in the table
+
+
 def test_compare_by_precision_groups_seeds():
     df = _runs([{"precision": p, "seed": s, "mIoU": m} for p, ms in (("fp32", (38.0, 39.0, 40.0)), ("bf16", (39.0, 39.5, 40.0)))
                 for s, m in enumerate(ms)])
@@ -171,17 +185,20 @@ def test_pace_is_the_median_step_of_the_loss_log_so_pauses_do_not_count(tmp_path
 def test_a_wide_table_wraps_its_row_labels_before_it_is_scaled_down():
     """The report's widest tables (all experiments, learning curves, the runs) were scaled to the text width
     as they were, to 7-8 pt; their row labels now break onto two lines at the widest label's middle space
-    and the column gaps narrow first. Tables that fit are left as pandas writes them."""
+    and the column gaps narrow first, the rows set a little apart. Tables that fit are left as pandas writes them."""
     labels = pd.Index(["DeepLabv3+ pretrained + hierarchy", "DeepLabv3+ R50 (scratch)"], name="experiment")
     wide = pd.DataFrame({c: [2000, 512] for c in ("seed", "crop", "iterations", "machine", "s/it", "wall h", "mIoU",
                                                    "mAcc", "aAcc", "precision")}, index=labels).assign(profile="paper256")
     latex = latex_fitting_the_page(wide)
     # "DeepLabv3+ pretrained" / "+ hierarchy": 21 characters, half an em each
     assert "\\begin{tabular}{>{\\raggedright\\arraybackslash}p{10.5em}rrrrrrrrrrl}" in latex
-    assert latex.startswith("{\\setlength{\\tabcolsep}{4pt}\\begin{adjustbox}{max width=\\linewidth}")
+    # its rows a little apart, so that a label's second line is not read as a row of its own
+    assert latex.startswith("{\\setlength{\\tabcolsep}{4pt}\\renewcommand{\\arraystretch}{1.25}"
+                            "\\begin{adjustbox}{max width=\\linewidth}")
     assert latex.rstrip().endswith("\\end{adjustbox}}") and "experiment & seed & crop" in latex
     narrow = latex_fitting_the_page(wide[["mIoU"]])
-    assert "p{" not in narrow and "tabcolsep" not in narrow and "\\begin{tabular}{lr}" in narrow
+    assert "p{" not in narrow and "tabcolsep" not in narrow and "arraystretch" not in narrow
+    assert "\\begin{tabular}{lr}" in narrow
     # grouped columns (the all-experiments table): one format letter per column still
     grouped = combined_table(_runs([{"experiment": e, "profile": "cpu", "seed": 0, "mIoU": 40.0, "mAcc": 50.0,
                                      "aAcc": 90.0} for e in ("deeplabv3plus_pretrained_hierarchy", "deeplabv3plus_scratch")]))
