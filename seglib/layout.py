@@ -146,6 +146,14 @@ class LatexOnly:
         return self.latex
 
 
+def save_figure(fig, folder, name: str, dpi: int = 150) -> None:
+    """A figure saved as folder/name (the folder made first), cropped to what is drawn; nothing without a
+    folder (a notebook opened by hand only shows its figures)."""
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        fig.savefig(Path(folder) / name, dpi=dpi, bbox_inches="tight")
+
+
 class Paper:
     """What the report notebook shows, in order: markdown text, and numbered figures and tables, each with
     its caption (in the PDF one float, so that LaTeX places them together where they fit); a figure is also
@@ -165,9 +173,7 @@ class Paper:
         import matplotlib.pyplot as plt
         from IPython.display import display
 
-        if self.figures_dir:
-            self.figures_dir.mkdir(parents=True, exist_ok=True)
-            fig.savefig(self.figures_dir / name, dpi=150, bbox_inches="tight")
+        save_figure(fig, self.figures_dir, name)
         display(LatexOnly(FIGURE_BEGIN))
         display(fig)
         plt.close(fig)
