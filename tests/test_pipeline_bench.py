@@ -121,12 +121,10 @@ def test_pipeline_trains_exports_records_and_renders_the_paper(smoke_pipeline):
     assert figures and all(kinds[i - 1:i + 3] == ["begin", "image", "caption", "end"] for i in figures), kinds
     assert kinds.count("begin") == kinds.count("end") == len(figures)
     outputs = [d for c in report.cells if c.cell_type == "code" for o in c.outputs for d in [o.get("data", {})]]
-    conclusion = next(i for i, d in enumerate(outputs) if d.get("text/markdown", "").startswith("# Conclusion"))
-    assert outputs[conclusion - 1].get("text/latex") == FLOAT_BARRIER  # no figure inside the conclusion
-    references = next(i for i, d in enumerate(outputs) if d.get("text/markdown", "").startswith("# References"))
-    assert outputs[references - 1].get("text/latex") == FLOAT_BARRIER  # no figure among the references
-    appendix = next(i for i, d in enumerate(outputs) if d.get("text/markdown", "").startswith("# Appendix"))
-    assert outputs[appendix - 1].get("text/latex") == NEW_PAGE  # its heading is not left at a page's foot
+    # no figure inside the conclusion or among the references; the appendix's heading not left at a page's foot
+    for heading, before in (("# Conclusion", FLOAT_BARRIER), ("# References", FLOAT_BARRIER), ("# Appendix", NEW_PAGE)):
+        at = next(i for i, d in enumerate(outputs) if d.get("text/markdown", "").startswith(heading))
+        assert outputs[at - 1].get("text/latex") == before, heading
     if "pdf" in formats:
         assert (out / "report" / "report.pdf").read_bytes()[:4] == b"%PDF"
 
