@@ -321,6 +321,29 @@ def test_the_tallest_report_figure_tops_a_page_of_text(tmp_path):
     assert pages["fig"] == 2 and pages["b7"] == 2  # on top of page 2, the text running on under it
 
 
+@pytest.mark.skipif(which("xelatex") is None, reason="needs xelatex (make pdf-deps)")
+def test_the_tallest_figure_and_a_per_class_table_share_a_page_at_the_barrier(tmp_path):
+    """Figure 8 (the full 6 in PAGE_HEIGHT then) and Table 13 (per class, 8 rows) were both waiting at the
+    barrier before the Conclusion and did not fit one page together (483 + 166 pt of 650): each stood alone
+    on a page of its own, most of it blank. A figure of PAGE_HEIGHT with a five-line caption and such a
+    table now share one page, and the text after the barrier starts the next."""
+    caption = "\\textbf{Figure 8.} " + "The same rows as Figure 3, for the experiments beyond the report. " * 7
+    figure = layout.FIGURE_BEGIN + f"\\rule{{1pt}}{{{plots.PAGE_HEIGHT}in}}\\label{{fig}}\\par " + caption + layout.FIGURE_END
+    classes = ["mean (mIoU)", "background", "head", "torso", "upper-arms", "lower-arms", "upper-legs", "lower-legs"]
+    frame = pd.DataFrame({"cross-entropy": ["51.64 ± 0.86"] * 8, "+ hierarchy": ["+0.64"] * 8,
+                          "CE + Lovász": ["+3.24*"] * 8, "best recipe": ["+3.24*"] * 8},
+                         index=pd.Index(classes, name="class"))
+    table = layout.CaptionedTable("**Table 13.** Per-class IoU (%) of the pretrained cross-entropy runs (mean ± "
+                                  "std over seeds) and each experiment's gain over it in points; * marks a gain "
+                                  "beyond seed-to-seed variation.", frame)._repr_latex_()
+    table = table.replace(layout.TABLE_END, "\\label{table}" + layout.TABLE_END)
+    after = "\\noindent Conclusion\\label{after}\\par"
+    _pages(tmp_path, layout.FLOAT_PLACEMENT + "\\noindent\\rule{1pt}{7.5in}\\par" + figure + table
+           + layout.FLOAT_BARRIER + after)  # the page too full for either float: both wait
+    pages = _label_pages(tmp_path)
+    assert pages["fig"] == pages["table"] == 2 and pages["after"] == 3
+
+
 def test_verdicts_are_generated_from_the_numbers():
     gap = {"a": "cross-entropy", "b": "Lovász", **claims.gap_vs_noise([1.00, 1.02, 0.98], [1.30, 1.32, 1.28])}
     sentence = claims.verdict_sentence("roughness", gap, digits=3)
