@@ -46,10 +46,11 @@ def by_person_size(study: Study, share: pd.Series, bins: int = 5) -> pd.DataFram
     return out.rename_axis("person share").round(2)
 
 
-def size_sentence(table: pd.DataFrame) -> str:
-    """The pretrained model's per-image mIoU on the photos with the smallest and the largest people."""
+def size_sentence(table: pd.DataFrame | None) -> str:
+    """The pretrained model's per-image mIoU on the photos with the smallest and the largest people ("" without
+    the table, the pretrained model's column or two bins)."""
     name = TITLES[PRETRAINED]
-    if name not in table.columns or len(table) < 2:
+    if table is None or name not in table.columns or len(table) < 2:
         return ""
     first, last = table.index[0], table.index[-1]
     return (f"{name} scores {table[name].iloc[0]:.1f} mean per-image mIoU on the {table.photos.iloc[0]} photos whose "

@@ -203,8 +203,15 @@ def runs_table(study: Study) -> pd.DataFrame:
     return table.reset_index(drop=True).set_index("experiment")
 
 
-def conclusion(study: Study, pretraining: list[str], lovasz: list[str], iterations: list[str], beyond=()) -> str:
-    """The conclusion's sentences, assembled from the claims' generated verdicts."""
+OPEN_QUESTION = ("**Future work, from the course report.** Its models do not use the relations between body parts: "
+                 "knowing where the torso is may tell where the arms and legs are.")
+
+
+def conclusion(study: Study, pretraining: list[str], lovasz: list[str], iterations: list[str], beyond=(),
+               person_size: str = "") -> str:
+    """The conclusion: a point per claim, assembled from the claims' generated verdicts (and the person-size
+    sentence when there is one), then the course report's open question, with a pointer to the section that
+    tests an answer when that section has runs (beyond: its (title, sentences) per experiment)."""
     lines = [f"- **Scores.** {abstract(study)}."]
     lines += [f"- **Pretraining.** {pretraining[0]}"] if pretraining else []
     if lovasz:  # the claim is about mIoU and borders: its first sentence (mIoU), then its conclusion without "So"
@@ -213,7 +220,9 @@ def conclusion(study: Study, pretraining: list[str], lovasz: list[str], iteratio
         lines.append(f"- **Lovász-Softmax.** {first}{last[:1].upper() + last[1:]}")
     lines += [f"- **Schedule.** {' '.join(iterations)}"] if iterations else []
     lines += [f"- **{title}.** {sentences[0]}" for title, sentences in beyond]
-    return "\n".join(lines)
+    lines += [f"- **Person size.** {person_size}"] if person_size else []
+    answer = " The section beyond the course report tests one answer, the body hierarchy as extra supervision."
+    return "\n".join(lines) + "\n\n" + OPEN_QUESTION + (answer if beyond else "")
 
 
 def first_seed_records(study: Study, experiments=None) -> dict[str, Path]:

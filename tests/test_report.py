@@ -9,6 +9,7 @@ import pytest
 from seglib import (
     beyond,
     claims,
+    difficulty,
     layout,
     pictures,
     plots,
@@ -452,11 +453,28 @@ def test_the_conclusion_labels_each_generated_verdict_in_bold():
     text = report.conclusion(study, ["Needs the runs."], ["So the seeds do not show it."], ["One seed, not judged: X."])
     assert text.splitlines() == [f"- **Scores.** {report.abstract(study)}.", "- **Pretraining.** Needs the runs.",
                                  "- **Lovász-Softmax.** The seeds do not show it.",  # no 'So' out of its paragraph
-                                 "- **Schedule.** One seed, not judged: X."]
+                                 "- **Schedule.** One seed, not judged: X.", "", report.OPEN_QUESTION]
     # "at about the same mIoU" is half the claim: the point gives the mIoU sentence before the border verdict
     both = report.conclusion(study, [], ["mIoU (%): Lovász 40 against cross-entropy 50.", "Roughness: 1.3 against 1.0.",
                                          "So Lovász borders are rougher."], [])
     assert "- **Lovász-Softmax.** mIoU (%): Lovász 40 against cross-entropy 50. Lovász borders are rougher." in both
+
+
+def test_the_conclusion_ends_with_person_size_and_the_open_question_it_points_to_an_answer_for():
+    """The person-size point and the course report's open question were assembled in the report notebook,
+    out of the tests' reach; the pointer to the section beyond the course report only when it has runs."""
+    from conftest import REPO
+
+    study = report.load_study(REPO / "tests" / "records")
+    beyond = [("DeepLabv3+ pretrained + hierarchy", ["mIoU: 52 against 51."])]
+    text = report.conclusion(study, [], [], [], beyond, person_size="It scores 25 on small people.")
+    points, question = text.split("\n\n")
+    assert points.splitlines()[-2:] == ["- **DeepLabv3+ pretrained + hierarchy.** mIoU: 52 against 51.",
+                                        "- **Person size.** It scores 25 on small people."]
+    assert question.startswith(report.OPEN_QUESTION) and "tests one answer, the body hierarchy" in question
+    alone = report.conclusion(study, [], [], [])
+    assert "Person size" not in alone and alone.endswith(report.OPEN_QUESTION)  # no section to point to
+    assert difficulty.size_sentence(None) == ""  # no per-image scores: no point
 
 
 def test_what_each_change_gave_is_read_from_the_runs(tmp_path):
@@ -592,7 +610,8 @@ def test_the_learning_curves_show_the_runs_of_another_profile_too():
     # the verdicts first, the runs not judged last (the unjudged one-seed group led when its run came first)
     assert len(lines) == 2 and lines[-1].startswith("One seed, not judged: DeepLabv3+ R50 (scratch) [paper256]")
     text = report.conclusion(both, [], [], lines)
-    assert text.count("**Schedule.**") == 1 and text.endswith(" ".join(lines))  # one point, not one per group
+    assert text.count("**Schedule.**") == 1  # one point, not one per group
+    assert text.split("\n\n")[0].endswith(" ".join(lines))
 
 
 def test_the_beyond_section_names_the_experiments_without_runs_and_says_off_for_no_hierarchy(tmp_path):
