@@ -127,6 +127,18 @@ def comparison_figure(images, ground_truths, predictions: dict[str, list], class
     return fig
 
 
+def recorded_comparison(dataset, ids: list[str], folders: dict, labels=None):
+    """comparison_figure of the dataset's photos `ids` (photo and ground truth from the dataset) and the
+    masks each run predicted for them (folders: {column title: record folder with masks/ID.png}); the rows
+    labelled by `labels`, default the ids. The report's prediction figures, drawn from records alone."""
+    from .records import read_mask
+
+    pairs = [dataset.load(dataset.ids.index(i)) for i in ids]
+    predictions = {title: [read_mask(folder, i) for i in ids] for title, folder in folders.items()}
+    return comparison_figure([image for image, _ in pairs], [truth for _, truth in pairs], predictions,
+                             dataset.class_names, ids=list(labels or ids))
+
+
 def person_box(mask: np.ndarray, margin: float = 0.15) -> tuple[slice, slice]:
     """The bounding box of the largest connected person region (all body parts together) of a ground
     truth, with `margin` of its size around it, clipped to the image. Raises if there is no person."""

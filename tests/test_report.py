@@ -34,6 +34,26 @@ def test_figure_images_follow_the_ground_truth_rule_and_a_fixed_seed(sample_root
     assert records.figure_ids(val, count=3, seed=1)[0] != ids or len({f["id"] for f in facts.values()}) <= 3
 
 
+def test_the_prediction_figures_are_drawn_from_the_records_alone(sample_root, tmp_path):
+    """Figures 3, 4 and 8: each row a val photo and its ground truth from the data folder, each column a run's
+    stored mask for that photo; a run without one stops with the file to export, not a KeyError."""
+    from conftest import REPO
+
+    study = report.load_study(REPO / "tests" / "records")
+    val = PascalPartDataset(sample_root, "val")
+    folders = report.first_seed_records(study)
+    fig = pictures.recorded_comparison(val, study.figure_ids, folders)
+    axes = np.array(fig.axes[:len(study.figure_ids) * (2 + len(folders))]).reshape(len(study.figure_ids), -1)
+    assert axes.shape[1] == 2 + len(folders)
+    photo = val.load(val.ids.index(study.figure_ids[0]))[0]
+    assert np.array_equal(axes[0, 0].images[0].get_array(), photo)  # the photo of that id, not of an index
+    assert [ax.get_ylabel() for ax in axes[:, 0]] == study.figure_ids  # rows labelled by their ids
+    labelled = pictures.recorded_comparison(val, study.figure_ids[:1], folders, labels=["50th pct"])
+    assert labelled.axes[0].get_ylabel() == "50th pct"
+    with pytest.raises(SeglibError, match="no stored prediction"):
+        pictures.recorded_comparison(val, study.figure_ids[:1], {"empty": tmp_path})
+
+
 def _two_people():
     """2008_000132's trap: two people at the left and right edges, the mean of all person pixels between them."""
     truth = np.zeros((100, 200), np.int64)
