@@ -127,16 +127,26 @@ def comparison_figure(images, ground_truths, predictions: dict[str, list], class
     return fig
 
 
-def recorded_comparison(dataset, ids: list[str], folders: dict, labels=None):
-    """comparison_figure of the dataset's photos `ids` (photo and ground truth from the dataset) and the
-    masks each run predicted for them (folders: {column title: record folder with masks/ID.png}); the rows
-    labelled by `labels`, default the ids. The report's prediction figures, drawn from records alone."""
+def recorded_examples(dataset, ids: list[str], folders: dict) -> list[tuple]:
+    """(id, photo, ground truth, {column title: prediction}) per id: the dataset's photo and mask and the mask
+    each run stored for it (folders: {column title: record folder with masks/ID.png}), as border_closeups
+    takes them."""
     from .records import read_mask
 
-    pairs = [dataset.load(dataset.ids.index(i)) for i in ids]
-    predictions = {title: [read_mask(folder, i) for i in ids] for title, folder in folders.items()}
-    return comparison_figure([image for image, _ in pairs], [truth for _, truth in pairs], predictions,
-                             dataset.class_names, ids=list(labels or ids))
+    examples = []
+    for image_id in ids:
+        image, truth = dataset.load(dataset.ids.index(image_id))
+        examples.append((image_id, image, truth, {title: read_mask(folder, image_id) for title, folder in folders.items()}))
+    return examples
+
+
+def recorded_comparison(dataset, ids: list[str], folders: dict, labels=None):
+    """comparison_figure of recorded_examples: the report's prediction figures, drawn from records alone;
+    the rows labelled by `labels`, default the ids."""
+    examples = recorded_examples(dataset, ids, folders)
+    predictions = {title: [predicted[title] for *_, predicted in examples] for title in folders}
+    return comparison_figure([image for _, image, _, _ in examples], [truth for _, _, truth, _ in examples],
+                             predictions, dataset.class_names, ids=list(labels or ids))
 
 
 def person_box(mask: np.ndarray, margin: float = 0.15) -> tuple[slice, slice]:

@@ -52,6 +52,10 @@ def test_the_prediction_figures_are_drawn_from_the_records_alone(sample_root, tm
     assert labelled.axes[0].get_ylabel() == "50th pct"
     with pytest.raises(SeglibError, match="no stored prediction"):
         pictures.recorded_comparison(val, study.figure_ids[:1], {"empty": tmp_path})
+    (image_id, image, truth, predicted), = pictures.recorded_examples(val, study.figure_ids[:1], folders)  # Figure 6's
+    assert image_id == study.figure_ids[0] and np.array_equal(image, photo) and truth.shape == image.shape[:2]
+    assert set(predicted) == set(folders) and np.array_equal(predicted[next(iter(folders))],
+                                                             records.read_mask(next(iter(folders.values())), image_id))
 
 
 def _two_people():
