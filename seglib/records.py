@@ -181,9 +181,13 @@ def other_data_error(results_dir, data) -> SeglibError | None:
                        f"would replace them: pass --data {folder} (make: DATA=...) or another --out (make: OUT=...)")
 
 
+def outside(records_root, keep: set[str]) -> list[str]:
+    """The records in RECORDS_ROOT of runs outside this study (those named in `keep`): what prune removes."""
+    return [folder.name for folder in sorted(Path(records_root).glob("*")) if folder.is_dir() and folder.name not in keep]
+
+
 def prune(records_root, keep: set[str]) -> None:
     """Remove records of runs outside this study, so results/ describes the study only."""
-    for folder in sorted(Path(records_root).glob("*")):
-        if folder.is_dir() and folder.name not in keep:
-            print(f"[records] removed {folder.name} (not in this study)", flush=True)
-            shutil.rmtree(folder)
+    for name in outside(records_root, keep):
+        print(f"[records] removed {name} (not in this study)", flush=True)
+        shutil.rmtree(Path(records_root) / name)

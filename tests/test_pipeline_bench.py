@@ -204,9 +204,11 @@ def test_executed_copy_older_than_its_run_is_executed_again_without_retraining(s
     assert (run / "final.pt").stat().st_mtime == before
 
 
-def test_only_the_study_runs_reach_the_records_and_tables(smoke_pipeline, study_data):
+def test_only_the_study_runs_reach_the_records_and_tables(smoke_pipeline, study_data, capsys):
     """A run trained by hand into runs/ (the command line's default name) is no extra seed of the study,
-    and a record left from another study is removed; a missing mask is exported again without retraining."""
+    and a record left from another study is removed, which the pipeline says before it trains (a study
+    narrowed to one run removed the other records only when that run ended, hours later); a missing mask
+    is exported again without retraining."""
     out, _, _ = smoke_pipeline
     stray_run = out / "runs" / "deeplabv3plus_pretrained-smoke-seed7"
     shutil.copytree(out / "runs" / "deeplabv3plus_pretrained-smoke-seed0", stray_run)
@@ -223,6 +225,10 @@ def test_only_the_study_runs_reach_the_records_and_tables(smoke_pipeline, study_
                  experiments=STUDY)
         summary = (out / "results" / "summary.csv").read_text()
         assert "seed7" not in summary and "old_experiment" not in summary and not stray_record.exists()
+        printed = capsys.readouterr().out
+        warned = printed.index("1 record(s) outside this study (old_experiment-cpu-seed0) will be removed")
+        assert warned < printed.index("[records] removed old_experiment-cpu-seed0")
+        assert "python -m seglib train --experiment" in printed[warned:warned + 400]
         assert mask.is_file() and final.stat().st_mtime == before
     finally:
         shutil.rmtree(stray_run)
