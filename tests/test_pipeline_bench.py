@@ -180,6 +180,21 @@ def test_a_study_on_another_data_folder_stops_before_replacing_the_records(tmp_p
     assert "stops before training" not in run_pipeline(profile="smoke", out=tmp_path, status=True)["status"][-1]
 
 
+def test_status_names_the_records_a_narrower_study_would_remove(tmp_path):
+    """A study narrowed to one experiment (make report EXPERIMENTS=... OUT=.) removes, when it ends, the records
+    of the committed study's other runs: make status says so before anyone starts it."""
+    shutil.copytree(RECORDS, tmp_path / "results")
+    lines = run_pipeline(profile="smoke", out=tmp_path, seeds=(0,), experiments=["deeplabv3plus_pretrained"],
+                         status=True)["status"]
+    assert lines[-1] == ("4 record(s) in results/runs outside this study (deeplabv3plus_lite2_scratch-smoke-seed0, "
+                         "deeplabv3plus_pretrained-smoke-seed1, deeplabv3plus_pretrained_lovasz-smoke-seed0, ...) would "
+                         "be removed when it ends")
+    everything = sorted(p.name.rsplit("-smoke-", 1) for p in (RECORDS / "runs").iterdir())
+    whole = run_pipeline(profile="smoke", out=tmp_path, seeds=sorted({int(s[-1]) for _, s in everything}),
+                         experiments=sorted({e for e, _ in everything}), status=True)["status"]
+    assert not any("outside this study" in line for line in whole)
+
+
 def test_rerun_skips_complete_experiments(smoke_pipeline, study_data, capsys):
     out, _, _ = smoke_pipeline
     before = (out / "runs" / "fcn_unet_scratch-smoke-seed0" / "final.pt").stat().st_mtime
