@@ -112,12 +112,11 @@ def train_study(study, data: Path, out: Path, force: bool, device: str, wanted) 
     each run, so that results/summary.csv always lists the study's finished runs."""
     runs_root, executed, results_dir = out / "runs", out / "executed", out / "results"
     ids, rule = records.figure_ids(PascalPartDataset(data, "val"))
-    leaving = records.outside(results_dir / "runs", {tag for *_, tag in study})
+    leaving = records.outside_phrase(results_dir / "runs", {tag for *_, tag in study})
     if leaving:  # said before hours of training, not found out after them
-        print(f"[pipeline] {results_dir / 'runs'}: {len(leaving)} record(s) outside this study ({', '.join(leaving[:3])}"
-              f"{', ...' if len(leaving) > 3 else ''}) will be removed when it ends, and summary.csv will list this "
-              "study's runs only. To add one run to a larger study, train it alone (python -m seglib train --experiment "
-              "E --profile P --set seed=N), then run the whole study, which takes it in.", flush=True)
+        print(f"[pipeline] {leaving} will be removed when it ends, and summary.csv will list this study's runs only. "
+              "To add one run to a larger study, train it alone (python -m seglib train --experiment E --profile P "
+              "--set seed=N), then run the whole study, which takes it in.", flush=True)
     ready, finished = set(), []
     listed = lambda: [t for *_, t in study if t in ready or t in finished]  # in the study's order
     for tag in [] if force else finished_before(study, runs_root, results_dir, data, ids, device):

@@ -186,6 +186,14 @@ def outside(records_root, keep: set[str]) -> list[str]:
     return [folder.name for folder in sorted(Path(records_root).glob("*")) if folder.is_dir() and folder.name not in keep]
 
 
+def outside_phrase(records_root, keep: set[str]) -> str:
+    """'4 record(s) in RECORDS_ROOT outside this study (a, b, c, ...)' or "" when none: what status and the
+    pipeline say before a study that would remove them starts."""
+    names = outside(records_root, keep)
+    listed = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    return f"{len(names)} record(s) in {records_root} outside this study ({listed})" if names else ""
+
+
 def prune(records_root, keep: set[str]) -> None:
     """Remove records of runs outside this study, so results/ describes the study only."""
     for name in outside(records_root, keep):

@@ -127,10 +127,8 @@ def study_status(study, out: Path, device: str = "auto", measure: bool = False, 
             f" ({borrowed} run(s) timed at another machine's pace)" if borrowed else " on this machine") + (
             f", plus {unknown} run(s) with no pace measured yet" if unknown else "") + (
             "; --measure (make: MEASURE=1) times them here" if (borrowed or unknown) and not measure else ""))
-    leaving = records.outside(out / "results" / "runs", {tag for *_, tag in study})
-    if leaving:  # as the pipeline says before it trains
-        lines.append(f"{len(leaving)} record(s) in results/runs outside this study ({', '.join(leaving[:3])}"
-                     f"{', ...' if len(leaving) > 3 else ''}) would be removed when it ends")
+    leaving = records.outside_phrase(out / "results" / "runs", {tag for *_, tag in study})
+    lines += [f"{leaving} would be removed when it ends"] if leaving else []  # as the pipeline says before training
     error = records.other_data_error(out / "results", data) if data else None
     return lines + ([f"the study on this data folder stops before training: {error}"] if error else [])
 
