@@ -566,3 +566,14 @@ def test_make_study_is_the_committed_study():
                                           text=True, check=True, env={**os.environ, "MAKEFLAGS": ""}).stdout
     assert "--status --measure --profile paper --out . --seeds 0 1 2" in status()  # the sample default: no --data
     assert "--profile paper --data /data/pascal-part --out . --seeds 0 1 2" in status("DATA=/data/pascal-part")
+
+
+def test_committed_results_hold_only_what_the_study_writes():
+    """results/ is what readers take the numbers from: only the files the study writes may sit there (a
+    border table of an earlier, superseded cpu study stayed behind, with seeds summary.csv does not list)."""
+    written = {"summary.csv", "figures.json",  # pipeline.write_results
+               "inference.json",  # make inference (seglib bench --json)
+               "runs"}  # records.export, one folder per run in summary.csv
+    results = REPO / "results"
+    assert {entry.name for entry in results.iterdir()} <= written
+    assert {entry.name for entry in (results / "runs").iterdir()} == set(pd.read_csv(results / "summary.csv").run)
