@@ -134,6 +134,23 @@ def lovasz_comparison(measures: list[dict]) -> tuple[pd.DataFrame, list[str]]:
     return pd.DataFrame(rows).set_index("measure"), lines
 
 
+def borders_against_ce(study: Study, experiment: str, name: str) -> str:
+    """Claim (b)'s border measures for another experiment with a Lovász term (CE + Lovász, say), against the
+    cross-entropy runs: Boundary IoU (how well borders fall) and the roughness ratio (how smooth they are),
+    each judged against seed variation; "" unless both have runs whose evaluation stored them."""
+    measures = border_measures(study, (CE, experiment))
+    if not {m["experiment"] for m in measures} >= {CE, experiment}:
+        return ""
+    parts = []
+    for key, label, digits in (("boundary_iou", "Boundary IoU", 2), ("roughness", "roughness ratio", 3)):
+        gap = gap_vs_noise(class_means(measures, key, CE), class_means(measures, key, experiment))
+        if not np.isfinite([gap["mean_a"], gap["mean_b"]]).all():  # no border of any class predicted (roughness)
+            continue
+        parts.append(f"{label} {gap['mean_b']:.{digits}f} against {gap['mean_a']:.{digits}f} "
+                     f"({gap['difference']:+.{digits}f}, {short_verdict(gap)})")
+    return f"Borders ({name} against cross-entropy, claim (b)'s measures): {'; '.join(parts)}." if parts else ""
+
+
 def curve_frames(study: Study, runs: pd.DataFrame) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
     """(curve.csv per seed, log.csv per seed) of one experiment's runs of one profile (rows of the summary)."""
     curves, logs = [], []

@@ -199,6 +199,42 @@ def test_inference_cost_is_measured_images_per_second_beside_the_baseline(tmp_pa
         report.load_study(results)
 
 
+def test_an_experiment_with_a_lovasz_term_has_its_borders_judged_against_cross_entropy(tmp_path):
+    """Claim (b) is about borders: CE + Lovász (the recipe the Lovász paper advises) gets claim (b)'s border
+    measures against the CE runs, each judged against seed variation; an experiment without Lovász does not."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    results = tmp_path / "results"
+    shutil.copytree(Path(__file__).parent / "records", results)
+    summary = pd.read_csv(results / "summary.csv")
+
+    def borders(run, iou, rough):
+        path = results / "runs" / run / "metrics.json"
+        stored = json.loads(path.read_text())
+        classes = list(stored["boundary"]["boundary_iou"])
+        stored["boundary"] = {"boundary_iou": dict.fromkeys(classes, iou), "boundary_f": dict.fromkeys(classes, iou),
+                              "roughness": dict.fromkeys(classes, rough)}
+        path.write_text(json.dumps(stored))
+
+    for run, iou, rough in (("deeplabv3plus_pretrained-smoke-seed0", 28.0, 0.98), ("deeplabv3plus_pretrained-smoke-seed1", 30.0, 0.99),
+                            ("deeplabv3plus_pretrained_lovasz-smoke-seed0", 33.0, 0.97),
+                            ("deeplabv3plus_pretrained_lovasz-smoke-seed1", 33.0, 0.98)):
+        borders(run, iou, rough)
+    for experiment, expected in ((beyond.EXPERIMENTS[1], True), (beyond.EXPERIMENTS[0], False)):
+        frame = summary.replace({"experiment": {"deeplabv3plus_pretrained_lovasz": experiment}})
+        frame.loc[frame.experiment == experiment, "loss"] = "ce+lovasz" if expected else "ce"
+        frame.to_csv(results / "summary.csv", index=False)
+        lines = dict(beyond.verdicts(report.load_study(results)))[claims.TITLES[experiment]]
+        said = [line for line in lines if line.startswith("Borders")]
+        if not expected:
+            assert not said
+            continue
+        assert said == [("Borders (CE + Lovász against cross-entropy, claim (b)'s measures): Boundary IoU 33.00 against "
+                        "29.00 (+4.00, beyond noise); roughness ratio 0.975 against 0.985 (-0.010, within noise).")]
+
+
 def test_runs_from_several_machines_are_numbered_in_the_appendix_and_the_protocol(tmp_path):
     """s/it differs threefold between two CPUs of one kind: the appendix says which machine each run
     trained on, and the protocol table names every machine, not the first run's."""
