@@ -12,6 +12,7 @@ from . import records
 from .config import read_run_config
 from .losses import objective
 from .report import (
+    BORDERS_LEAD,
     CE,
     LIKE_SCRATCH,
     LOVASZ,
@@ -148,7 +149,7 @@ def borders_against_ce(study: Study, experiment: str, name: str) -> str:
             continue
         parts.append(f"{label} {gap['mean_b']:.{digits}f} against {gap['mean_a']:.{digits}f} "
                      f"({gap['difference']:+.{digits}f}, {short_verdict(gap)})")
-    return f"Borders ({name} against cross-entropy, claim (b)'s measures): {'; '.join(parts)}." if parts else ""
+    return f"{BORDERS_LEAD}{name} against cross-entropy, claim (b)'s measures): {'; '.join(parts)}." if parts else ""
 
 
 def curve_frames(study: Study, runs: pd.DataFrame) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:

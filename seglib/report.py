@@ -203,6 +203,9 @@ def runs_table(study: Study) -> pd.DataFrame:
     return table.reset_index(drop=True).set_index("experiment")
 
 
+BORDERS_LEAD = "Borders ("  # claims.borders_against_ce's sentence, which the conclusion repeats
+
+
 OPEN_QUESTION = ("**Future work, from the course report.** Its models do not use the relations between body parts: "
                  "knowing where the torso is may tell where the arms and legs are.")
 
@@ -219,7 +222,9 @@ def conclusion(study: Study, pretraining: list[str], lovasz: list[str], iteratio
         first = f"{lovasz[0]} " if len(lovasz) > 1 else ""
         lines.append(f"- **Lovász-Softmax.** {first}{last[:1].upper() + last[1:]}")
     lines += [f"- **Schedule.** {' '.join(iterations)}"] if iterations else []
-    lines += [f"- **{title}.** {sentences[0]}" for title, sentences in beyond]
+    # each experiment's mIoU verdict, and its borders' where it has one (claim (b) asked of its loss)
+    lines += [f"- **{title}.** " + " ".join([sentences[0], *[s for s in sentences[1:] if s.startswith(BORDERS_LEAD)]])
+              for title, sentences in beyond]
     lines += [f"- **Person size.** {person_size}"] if person_size else []
     answer = " The section beyond the course report tests one answer, the body hierarchy as extra supervision."
     return "\n".join(lines) + "\n\n" + OPEN_QUESTION + (answer if beyond else "")

@@ -526,10 +526,15 @@ def test_the_conclusion_ends_with_person_size_and_the_open_question_it_points_to
     from conftest import REPO
 
     study = report.load_study(REPO / "tests" / "records")
-    beyond = [("DeepLabv3+ pretrained + hierarchy", ["mIoU: 52 against 51."])]
+    beyond = [("DeepLabv3+ pretrained + hierarchy", ["mIoU: 52 against 51.", "It gains in 1 of 7 classes."]),
+              ("DeepLabv3+ pretrained, CE + Lovász", ["mIoU: 55 against 51.", "Inference: 2 images/s.",
+                                                      report.BORDERS_LEAD + "CE + Lovász ...): roughness 0.97."])]
     text = report.conclusion(study, [], [], [], beyond, person_size="It scores 25 on small people.")
     points, question = text.split("\n\n")
-    assert points.splitlines()[-2:] == ["- **DeepLabv3+ pretrained + hierarchy.** mIoU: 52 against 51.",
+    # claim (b) asked of CE + Lovász: its borders' sentence beside its mIoU verdict, nothing else of its section
+    assert points.splitlines()[-3:] == ["- **DeepLabv3+ pretrained + hierarchy.** mIoU: 52 against 51.",
+                                        ("- **DeepLabv3+ pretrained, CE + Lovász.** mIoU: 55 against 51. Borders (CE + "
+                                        "Lovász ...): roughness 0.97."),
                                         "- **Person size.** It scores 25 on small people."]
     assert question.startswith(report.OPEN_QUESTION) and "tests one answer, the body hierarchy" in question
     alone = report.conclusion(study, [], [], [])
