@@ -149,7 +149,11 @@ def borders_against_ce(study: Study, experiment: str, name: str) -> str:
             continue
         parts.append(f"{label} {gap['mean_b']:.{digits}f} against {gap['mean_a']:.{digits}f} "
                      f"({gap['difference']:+.{digits}f}, {short_verdict(gap)})")
-    return f"{BORDERS_LEAD}{name} against cross-entropy, claim (b)'s measures): {'; '.join(parts)}." if parts else ""
+    runs = study.runs_of(experiment)
+    augmented = runs.eval_flip.astype(str).eq("True").any() or runs.eval_scales.astype(str).ne("1.0").any()
+    caveat = "; its scores with test-time augmentation, which cross-entropy's lack" if augmented else ""
+    return (f"{BORDERS_LEAD}{name} against cross-entropy, claim (b)'s measures{caveat}): {'; '.join(parts)}."
+            if parts else "")
 
 
 def curve_frames(study: Study, runs: pd.DataFrame) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
