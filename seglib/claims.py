@@ -144,7 +144,7 @@ def borders_against_ce(study: Study, experiment: str, name: str) -> str:
         return ""
     parts = []
     for key, label, digits in (("boundary_iou", "Boundary IoU", 2), ("roughness", "roughness ratio", 3)):
-        gap = gap_vs_noise(class_means(measures, key, CE), class_means(measures, key, experiment))
+        gap = difference_vs_noise(measures, key, CE, experiment)
         if not np.isfinite([gap["mean_a"], gap["mean_b"]]).all():  # no border of any class predicted (roughness)
             continue
         parts.append(f"{label} {gap['mean_b']:.{digits}f} against {gap['mean_a']:.{digits}f} "
