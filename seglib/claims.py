@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from . import records
-from .config import read_run_config
+from .config import read_run_config, with_test_time_augmentation
 from .losses import objective
 from .report import (
     BORDERS_LEAD,
@@ -149,9 +149,10 @@ def borders_against_ce(study: Study, experiment: str, name: str) -> str:
             continue
         parts.append(f"{label} {gap['mean_b']:.{digits}f} against {gap['mean_a']:.{digits}f} "
                      f"({gap['difference']:+.{digits}f}, {short_verdict(gap)})")
-    runs = study.runs_of(experiment)
-    augmented = runs.eval_flip.astype(str).eq("True").any() or runs.eval_scales.astype(str).ne("1.0").any()
-    caveat = "; its scores with test-time augmentation, which cross-entropy's lack" if augmented else ""
+    augmented = {exp: any(with_test_time_augmentation(read_run_config(study.record(row))) for _, row in study.runs_of(exp).iterrows())
+                 for exp in (CE, experiment)}
+    caveat = ("; its scores with test-time augmentation, which cross-entropy's lack"
+              if augmented[experiment] and not augmented[CE] else "")
     return (f"{BORDERS_LEAD}{name} against cross-entropy, claim (b)'s measures{caveat}): {'; '.join(parts)}."
             if parts else "")
 

@@ -169,6 +169,11 @@ def run_data(run_dir, data=None, same: bool = False) -> Path:
     return Path(data)
 
 
+def with_test_time_augmentation(config: dict) -> bool:
+    """Whether a run's scores come with test-time augmentation (a flip, or scales other than 1)."""
+    return bool(config["eval_flip"]) or [float(s) for s in config["eval_scales"]] != [1.0]
+
+
 def read_run_config(run_dir) -> dict:
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .config import read_run_config
+from .config import read_run_config, with_test_time_augmentation
 from .models import DEEPLAB_SHAPES, aspp_rates
 from .report import CE, LOVASZ, PRETRAINED, Study, hardware
 from .results import ENCODERS, course_report, fmt, groups, read_metrics, title
@@ -76,7 +76,7 @@ def differences(experiment: str, config: dict) -> dict[str, str]:
                 if config[key] != COURSE_SETTINGS[key]})
     if list(config["scale_range"]) != [1.0, 1.0]:
         out["scale_range"] = f"random rescale {config['scale_range'][0]}-{config['scale_range'][1]}"
-    if config["eval_flip"] or list(config["eval_scales"]) != [1.0]:
+    if with_test_time_augmentation(config):
         out["test-time augmentation"] = "test-time augmentation"
     return out
 

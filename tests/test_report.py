@@ -206,6 +206,8 @@ def test_an_experiment_with_a_lovasz_term_has_its_borders_judged_against_cross_e
     import shutil
     from pathlib import Path
 
+    import yaml
+
     results = tmp_path / "results"
     shutil.copytree(Path(__file__).parent / "records", results)
     summary = pd.read_csv(results / "summary.csv")
@@ -233,12 +235,22 @@ def test_an_experiment_with_a_lovasz_term_has_its_borders_judged_against_cross_e
             continue
         assert said == [("Borders (CE + Lovász against cross-entropy, claim (b)'s measures): Boundary IoU 33.00 against "
                         "29.00 (+4.00, beyond noise); roughness ratio 0.975 against 0.985 (-0.010, within noise).")]
-    # a test-time flip also changes borders: said, not hidden
-    frame.loc[frame.experiment == experiment, "eval_flip"] = True
-    frame.to_csv(results / "summary.csv", index=False)
-    lines = dict(beyond.verdicts(report.load_study(results)))[claims.TITLES[experiment]]
-    assert any(line.startswith("Borders (CE + Lovász against cross-entropy, claim (b)'s measures; its scores with "
-                               "test-time augmentation, which cross-entropy's lack): Boundary IoU 33.00") for line in lines)
+    # a test-time flip also changes borders: said, not hidden; read from each run's own settings (config.yaml),
+    # where a scale written 1 (not 1.0) is no augmentation
+    def evaluated(run, flip, scales):
+        path = results / "runs" / run / "config.yaml"
+        config = yaml.safe_load(path.read_text())
+        path.write_text(yaml.safe_dump({**config, "eval_flip": flip, "eval_scales": scales}))
+
+    def caveat():
+        lines = dict(beyond.verdicts(report.load_study(results)))[claims.TITLES[experiment]]
+        return [line.startswith("Borders (CE + Lovász against cross-entropy, claim (b)'s measures; its scores with "
+                                "test-time augmentation, which cross-entropy's lack): Boundary IoU 33.00") for line in lines]
+
+    evaluated("deeplabv3plus_pretrained_lovasz-smoke-seed0", False, [1])
+    assert not any(caveat())
+    evaluated("deeplabv3plus_pretrained_lovasz-smoke-seed1", True, [1.0])
+    assert any(caveat())
 
 
 def test_runs_from_several_machines_are_numbered_in_the_appendix_and_the_protocol(tmp_path):
