@@ -135,24 +135,35 @@ def lovasz_comparison(measures: list[dict]) -> tuple[pd.DataFrame, list[str]]:
     return pd.DataFrame(rows).set_index("measure"), lines
 
 
+def border_gaps(study: Study, experiment: str) -> tuple[dict, bool]:
+    """Claim (b)'s border measures of an experiment against the cross-entropy runs: ({key: difference_vs_noise}
+    for Boundary IoU and the roughness ratio, each left out when not finite), and whether its scores alone come
+    with test-time augmentation (which changes borders too); ({}, False) unless both stored them."""
+    measures = border_measures(study, (CE, experiment))
+    if not {m["experiment"] for m in measures} >= {CE, experiment}:
+        return {}, False
+    gaps = {key: difference_vs_noise(measures, key, CE, experiment) for key in ("boundary_iou", "roughness")}
+    gaps = {key: gap for key, gap in gaps.items()  # roughness: no border of any class predicted
+            if np.isfinite([gap["mean_a"], gap["mean_b"]]).all()}
+    augmented = {exp: any(with_test_time_augmentation(read_run_config(study.record(row)))
+                          for _, row in study.runs_of(exp).iterrows()) for exp in (CE, experiment)}
+    return gaps, augmented[experiment] and not augmented[CE]
+
+
+BORDER_WORDS = {"boundary_iou": ("Boundary IoU", 2), "roughness": ("roughness ratio", 3)}
+
+
 def borders_against_ce(study: Study, experiment: str, name: str) -> str:
     """Claim (b)'s border measures for another experiment with a Lovász term (CE + Lovász, say), against the
     cross-entropy runs: Boundary IoU (how well borders fall) and the roughness ratio (how smooth they are),
     each judged against seed variation; "" unless both have runs whose evaluation stored them."""
-    measures = border_measures(study, (CE, experiment))
-    if not {m["experiment"] for m in measures} >= {CE, experiment}:
-        return ""
+    gaps, augmented = border_gaps(study, experiment)
     parts = []
-    for key, label, digits in (("boundary_iou", "Boundary IoU", 2), ("roughness", "roughness ratio", 3)):
-        gap = difference_vs_noise(measures, key, CE, experiment)
-        if not np.isfinite([gap["mean_a"], gap["mean_b"]]).all():  # no border of any class predicted (roughness)
-            continue
+    for key, gap in gaps.items():
+        label, digits = BORDER_WORDS[key]
         parts.append(f"{label} {gap['mean_b']:.{digits}f} against {gap['mean_a']:.{digits}f} "
                      f"({gap['difference']:+.{digits}f}, {short_verdict(gap)})")
-    augmented = {exp: any(with_test_time_augmentation(read_run_config(study.record(row))) for _, row in study.runs_of(exp).iterrows())
-                 for exp in (CE, experiment)}
-    caveat = ("; its scores with test-time augmentation, which cross-entropy's lack"
-              if augmented[experiment] and not augmented[CE] else "")
+    caveat = "; its scores with test-time augmentation, which cross-entropy's lack" if augmented else ""
     return (f"{BORDERS_LEAD}{name} against cross-entropy, claim (b)'s measures{caveat}): {'; '.join(parts)}."
             if parts else "")
 

@@ -235,6 +235,9 @@ def test_an_experiment_with_a_lovasz_term_has_its_borders_judged_against_cross_e
             continue
         assert said == [("Borders (CE + Lovász against cross-entropy, claim (b)'s measures): Boundary IoU 33.00 against "
                         "29.00 (+4.00, beyond noise); roughness ratio 0.975 against 0.985 (-0.010, within noise).")]
+        # the abstract carries the border verdicts beside the mIoU one
+        assert beyond.findings(report.load_study(results))[0].endswith(
+            ", borders Boundary IoU +4.0 (beyond noise), roughness ratio -0.01 (within noise)")
     # a test-time flip also changes borders: said, not hidden; read from each run's own settings (config.yaml),
     # where a scale written 1 (not 1.0) is no augmentation
     def evaluated(run, flip, scales):
@@ -251,6 +254,7 @@ def test_an_experiment_with_a_lovasz_term_has_its_borders_judged_against_cross_e
     assert not any(caveat())
     evaluated("deeplabv3plus_pretrained_lovasz-smoke-seed1", True, [1.0])
     assert any(caveat())
+    assert "borders" not in beyond.findings(report.load_study(results))[0]  # its section says why, not the abstract
 
 
 def test_runs_from_several_machines_are_numbered_in_the_appendix_and_the_protocol(tmp_path):
