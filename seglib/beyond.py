@@ -16,7 +16,7 @@ from .claims import (
     verdict_sentence,
 )
 from .config import read_run_config
-from .report import PRETRAINED, Study, absent_from_tables, machine
+from .report import PRETRAINED, STRONGEST_LEAD, Study, absent_from_tables, machine
 from .results import TITLES, fmt, gap_vs_noise, read_metrics, short_verdict
 
 EXPERIMENTS = ("deeplabv3plus_pretrained_hierarchy", "deeplabv3plus_pretrained_ce_lovasz", "deeplabv3plus_pretrained_best")
@@ -33,8 +33,43 @@ def verdicts(study: Study) -> list[tuple[str, list[str]]]:
                  gains_sentence("It", table), inference_cost(study, experiment)]
         if runs.loss.str.contains("lovasz").any():  # the course report's border claim, asked of this recipe too
             lines.append(borders_against_ce(study, experiment, SHORT[experiment]))
+        if experiment == BEST:
+            lines.append(best_against_strongest(study))
         out.append((TITLES[experiment], [line for line in lines if line]))
     return out
+
+
+BEST = "deeplabv3plus_pretrained_best"
+
+
+def best_against_strongest(study: Study) -> str:
+    """What to train: the best recipe against the strongest other experiment beyond the course report (the
+    highest mean mIoU), the difference judged against seed variation, and what the recipe adds to it (its
+    settings that differ, read from the runs); "" until both have run."""
+    best = study.runs_of(BEST)
+    others = [(e, runs) for e, runs in ran_experiments(study) if e != BEST]
+    if best.empty or not others:
+        return ""
+    strongest, runs = max(others, key=lambda pair: pair[1].mIoU.mean())
+    gap = gap_vs_noise(runs.mIoU, best.mIoU)
+    adds = ", ".join(f"{RECIPE_COLUMNS[c]} {setting_word(c, best.iloc[0][c])}" for c in RECIPE_COLUMNS
+                     if c in best and str(best.iloc[0][c]) != str(runs.iloc[0][c]))
+    what = f"What it adds to {SHORT[strongest]} ({adds or 'nothing'})"
+    if not np.isfinite(gap["noise"]):
+        verdict = f"{what} cannot be judged yet: one seed each."
+    elif gap["exceeds_noise"]:
+        verdict = f"{what} {'gains' if gap['difference'] > 0 else 'loses'} beyond seed variation."
+    else:
+        verdict = f"{what} gives nothing beyond seed variation: {SHORT[strongest]} alone is the simpler recipe to train."
+    return verdict_sentence(f"{STRONGEST_LEAD}, {SHORT[strongest]}, mIoU",
+                            {**gap, "a": TITLES[strongest], "b": TITLES[BEST]}, " points") + ". " + verdict
+
+
+def setting_word(column, value) -> str:
+    """A recipe setting as the tables word it: on/off, the hierarchy weight or off, else the value."""
+    if column == "hierarchy_weight" and float(value) == 0:
+        return "off"
+    return {"True": "on", "False": "off"}.get(str(value), str(value))
 
 
 RECIPE_COLUMNS = {"loss": "loss", "hierarchy_weight": "hierarchy", "scale_range": "rescale", "eval_flip": "test flip",
@@ -71,11 +106,6 @@ def table(study: Study) -> pd.DataFrame | None:
     if base.empty or not ran:
         return None
     groups = [(PRETRAINED, base)] + ran
-    def word(column, value):
-        if column == "hierarchy_weight" and float(value) == 0:
-            return "off"
-        return {"True": "on", "False": "off"}.get(str(value), str(value))
-
     varied = [c for c in RECIPE_COLUMNS if c in base and len({str(runs.iloc[0][c]) for _, runs in groups}) > 1]
     rows = []
 
@@ -89,7 +119,7 @@ def table(study: Study) -> pd.DataFrame | None:
                      **({"images/s": fmt(speed or [], 2)} if timed else {})})
 
     for experiment, runs in groups:
-        settings = {RECIPE_COLUMNS[c]: word(c, runs.iloc[0][c]) for c in varied}
+        settings = {RECIPE_COLUMNS[c]: setting_word(c, runs.iloc[0][c]) for c in varied}
         speed = timed.get(experiment, {})
         row(SHORT.get(experiment, "cross-entropy"), settings, runs.mIoU, experiment == PRETRAINED,
             speed.get("images_per_s"))

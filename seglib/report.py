@@ -204,6 +204,7 @@ def runs_table(study: Study) -> pd.DataFrame:
 
 
 BORDERS_LEAD = "Borders ("  # claims.borders_against_ce's sentence, which the conclusion repeats
+STRONGEST_LEAD = "Against the strongest single change"  # beyond.best_against_strongest's (what to train), repeated too
 
 
 OPEN_QUESTION = ("**Future work, from the course report.** Its models do not use the relations between body parts: "
@@ -222,8 +223,9 @@ def conclusion(study: Study, pretraining: list[str], lovasz: list[str], iteratio
         first = f"{lovasz[0]} " if len(lovasz) > 1 else ""
         lines.append(f"- **Lovász-Softmax.** {first}{last[:1].upper() + last[1:]}")
     lines += [f"- **Schedule.** {' '.join(iterations)}"] if iterations else []
-    # each experiment's mIoU verdict, and its borders' where it has one (claim (b) asked of its loss)
-    lines += [f"- **{title}.** " + " ".join([sentences[0], *[s for s in sentences[1:] if s.startswith(BORDERS_LEAD)]])
+    # each experiment's mIoU verdict, its borders' where it has one (claim (b) asked of its loss), what to train
+    lines += [f"- **{title}.** " + " ".join([sentences[0], *[s for s in sentences[1:]
+                                                            if s.startswith((BORDERS_LEAD, STRONGEST_LEAD))]])
               for title, sentences in beyond]
     lines += [f"- **Person size.** {person_size}"] if person_size else []
     answer = " The section beyond the course report tests one answer, the body hierarchy as extra supervision."

@@ -257,6 +257,39 @@ def test_an_experiment_with_a_lovasz_term_has_its_borders_judged_against_cross_e
     assert "borders" not in beyond.findings(report.load_study(results))[0]  # its section says why, not the abstract
 
 
+def test_the_best_recipe_is_judged_against_the_strongest_single_change(tmp_path):
+    """What to train: the best recipe against the strongest other experiment beyond the report, with what it
+    adds to it (read from the runs) and a verdict against seed variation; none until both have run."""
+    import shutil
+    from pathlib import Path
+
+    results = tmp_path / "results"
+    shutil.copytree(Path(__file__).parent / "records", results)
+    summary = pd.read_csv(results / "summary.csv")
+    best = summary.experiment == "deeplabv3plus_pretrained_lovasz"
+    summary.loc[best, ["experiment", "loss", "hierarchy_weight", "scale_range"]] = [
+        beyond.BEST, "ce+lovasz", 0.4, "0.5-2.0"]
+    summary.to_csv(results / "summary.csv", index=False)
+    assert beyond.best_against_strongest(report.load_study(results)) == ""  # nothing else beyond the report ran
+
+    other = summary.experiment == "deeplabv3plus_lite2_scratch"
+    summary.loc[other, ["experiment", "loss", "hierarchy_weight", "scale_range"]] = [
+        "deeplabv3plus_pretrained_ce_lovasz", "ce+lovasz", 0.0, "1.0-1.0"]
+    for scores, verdict in (([55.0, 56.0], ("gives nothing beyond seed variation: CE + Lovász alone is the simpler "
+                                            "recipe to train.")),
+                            ([60.0, 60.2], "gains beyond seed variation.")):
+        summary.loc[best, "mIoU"] = scores
+        summary.loc[other, "mIoU"] = 55.5
+        summary.to_csv(results / "summary.csv", index=False)
+        study = report.load_study(results)
+        said = beyond.best_against_strongest(study)
+        assert said.startswith("Against the strongest single change, CE + Lovász, mIoU: ")
+        assert said.endswith("What it adds to CE + Lovász (hierarchy 0.4, rescale 0.5-2.0) " + verdict)
+        found = dict(beyond.verdicts(study))
+        assert said in found[claims.TITLES[beyond.BEST]]
+        assert said in report.conclusion(study, [], [], [], list(found.items()))  # the conclusion says what to train
+
+
 def test_runs_from_several_machines_are_numbered_in_the_appendix_and_the_protocol(tmp_path):
     """s/it differs threefold between two CPUs of one kind: the appendix says which machine each run
     trained on, and the protocol table names every machine, not the first run's."""
