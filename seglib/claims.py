@@ -203,7 +203,12 @@ def loss_note(study: Study) -> str:
     if len(by_objective) < 2:
         return "".join(f"The loss is every run's training objective: {o}." for o in by_objective)
     return ("The loss is each run's training objective, so its level compares only between experiments with the same "
-            "one: " + "; ".join(f"{o} ({', '.join(t)})" for o, t in by_objective.items()) + ".")
+            "one: " + "; ".join(f"{o} for {and_list(t)}" for o, t in by_objective.items()) + ".")
+
+
+def and_list(names: list[str]) -> str:
+    """"A", "A and B", "A, B and C"."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def iterations_claim(study: Study) -> tuple[pd.DataFrame | None, list[str]]:

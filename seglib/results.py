@@ -15,6 +15,7 @@ from .errors import SeglibError
 from .evaluate import load_run, predictor_from_config
 from .layout import index_name_in_header, latex_fitting_the_page
 
+# the report lists experiments with commas between them: a title holds none
 TITLES = {
     "fcn_unet_scratch": "FCN+U-Net (scratch)",
     "deeplabv3plus_scratch": "DeepLabv3+ R50 (scratch)",
@@ -22,8 +23,8 @@ TITLES = {
     "deeplabv3plus_pretrained_lovasz": "DeepLabv3+ pretrained + Lovász",
     "deeplabv3plus_lite2_scratch": "DeepLabv3+ Lite2 (scratch)",
     "deeplabv3plus_pretrained_hierarchy": "DeepLabv3+ pretrained + hierarchy",
-    "deeplabv3plus_pretrained_ce_lovasz": "DeepLabv3+ pretrained, CE + Lovász",
-    "deeplabv3plus_pretrained_best": "DeepLabv3+ pretrained, best recipe",
+    "deeplabv3plus_pretrained_ce_lovasz": "DeepLabv3+ pretrained (CE + Lovász)",
+    "deeplabv3plus_pretrained_best": "DeepLabv3+ pretrained (best recipe)",
 }
 ENCODERS = {"fcn_unet_s5-d16": "U-Net s5", "deeplabv3plus_r50-d8": "ResNet-50", "deeplabv3plus_lite2-d16": "EfficientNet-Lite2"}
 

@@ -822,11 +822,21 @@ def test_the_loss_curves_caption_says_which_runs_share_a_training_objective(tmp_
                          main=study.main)
     note = claims.loss_note(mixed)
     assert note.startswith("The loss is each run's training objective, so its level compares only between")
-    assert ("cross-entropy + 0.4 × the auxiliary head's cross-entropy (DeepLabv3+ pretrained, DeepLabv3+ Lite2 "
-            "(scratch));") in note
-    assert "; Lovász-Softmax + 0.4 × the auxiliary head's cross-entropy (DeepLabv3+ pretrained + Lovász);" in note
+    assert ("cross-entropy + 0.4 × the auxiliary head's cross-entropy for DeepLabv3+ pretrained and DeepLabv3+ Lite2 "
+            "(scratch);") in note
+    assert "; Lovász-Softmax + 0.4 × the auxiliary head's cross-entropy for DeepLabv3+ pretrained + Lovász;" in note
     assert note.endswith("; cross-entropy + 0.4 × the auxiliary head's cross-entropy + 0.4 × the body-hierarchy "
-                         "heads' cross-entropy (DeepLabv3+ pretrained + hierarchy).")
+                         "heads' cross-entropy for DeepLabv3+ pretrained + hierarchy.")
+
+
+def test_experiment_titles_read_apart_in_the_reports_comma_separated_lists():
+    """The report lists experiments with commas between them ("flat over the last quarter: A, B, C"); with the
+    titles "DeepLabv3+ pretrained, CE + Lovász" and "..., best recipe" such a list read as more experiments
+    than it named."""
+    from seglib.results import TITLES
+
+    assert all("," not in title for title in TITLES.values())
+    assert claims.and_list(["A"]) == "A" and claims.and_list(["A", "B", "C"]) == "A, B and C"
 
 
 def test_each_gap_to_the_course_reports_numbers_names_where_the_runs_differ_from_its_protocol(tmp_path):
