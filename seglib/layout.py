@@ -200,3 +200,6 @@ NEW_PAGE = "\\clearpage"
 # references) is put out first: a new page only when one is waiting (as placeins' \FloatBarrier does,
 # without a package nbconvert's template lacks).
 FLOAT_BARRIER = "\\makeatletter\\ifx\\@deferlist\\@empty\\else\\clearpage\\fi\\makeatother"
+# The references in a smaller type, as a paper sets them: at the report's body size their last two entries
+# spilled onto a page of their own before the appendix's new page.
+SMALL_BEGIN, SMALL_END = "\\begingroup\\small", "\\par\\endgroup"

@@ -407,6 +407,22 @@ def test_a_waiting_figure_is_put_out_before_the_references(tmp_path):
 
 
 @pytest.mark.skipif(which("xelatex") is None, reason="needs xelatex (make pdf-deps)")
+def test_the_references_are_set_small_as_a_papers(tmp_path):
+    """The report's last two references spilled onto a page of their own (the appendix starts a new one):
+    set in the body's size, 50 reference lines take two pages; set small, one, and the report's references
+    cell is so set."""
+    import nbformat
+    from conftest import REPO
+
+    lines = "".join(f"\\noindent [{i}] A. Author. A title. A venue 2020.\\par" for i in range(50))
+    assert _pages(tmp_path, lines) == 2
+    assert _pages(tmp_path, layout.SMALL_BEGIN + lines + layout.SMALL_END) == 1
+    cell = next(c.source for c in nbformat.read(REPO / "notebooks" / "03_report.ipynb", 4).cells
+                if "report.REFERENCES" in c.source)
+    assert cell.index("layout.SMALL_BEGIN") < cell.index("report.REFERENCES") < cell.index("layout.SMALL_END")
+
+
+@pytest.mark.skipif(which("xelatex") is None, reason="needs xelatex (make pdf-deps)")
 def test_a_table_too_tall_for_the_rest_of_its_page_lets_the_text_fill_it(tmp_path):
     """Tables 5 and 8 did not fit what was left of pages 3 and 7 and moved on, leaving a quarter and half a
     page blank: each table was an unbreakable block in the text. As a float it moves to the next page
