@@ -598,13 +598,13 @@ def test_the_conclusion_ends_with_person_size_and_the_open_question_it_points_to
 
     study = report.load_study(REPO / "tests" / "records")
     beyond = [("DeepLabv3+ pretrained + hierarchy", ["mIoU: 52 against 51.", "It gains in 1 of 7 classes."]),
-              ("DeepLabv3+ pretrained, CE + Lovász", ["mIoU: 55 against 51.", "Inference: 2 images/s.",
+              ("DeepLabv3+ pretrained (CE + Lovász)", ["mIoU: 55 against 51.", "Inference: 2 images/s.",
                                                       report.BORDERS_LEAD + "CE + Lovász ...): roughness 0.97."])]
     text = report.conclusion(study, [], [], [], beyond, person_size="It scores 25 on small people.")
     points, question = text.split("\n\n")
     # claim (b) asked of CE + Lovász: its borders' sentence beside its mIoU verdict, nothing else of its section
     assert points.splitlines()[-3:] == ["- **DeepLabv3+ pretrained + hierarchy.** mIoU: 52 against 51.",
-                                        ("- **DeepLabv3+ pretrained, CE + Lovász.** mIoU: 55 against 51. Borders (CE + "
+                                        ("- **DeepLabv3+ pretrained (CE + Lovász).** mIoU: 55 against 51. Borders (CE + "
                                         "Lovász ...): roughness 0.97."),
                                         "- **Person size.** It scores 25 on small people."]
     assert question.startswith(report.OPEN_QUESTION) and "tests one answer, the body hierarchy" in question
@@ -757,8 +757,8 @@ def test_the_beyond_section_names_the_experiments_without_runs_and_says_off_for_
     rows = [{**base, "experiment": "deeplabv3plus_pretrained", "seed": s, "mIoU": m} for s, m in ((0, 51.0), (1, 51.4))]
     rows += [{**base, "experiment": "deeplabv3plus_pretrained_hierarchy", "hierarchy_weight": 0.4, "seed": 0, "mIoU": 51.2}]
     study = report.Study(tmp_path, pd.DataFrame([{"run": f"r{i}", **r} for i, r in enumerate(rows)]), main="paper")
-    assert beyond.pending(study) == ("Not run yet, so absent from the tables: DeepLabv3+ pretrained, CE + Lovász; "
-                                            "DeepLabv3+ pretrained, best recipe.")
+    assert beyond.pending(study) == ("Not run yet, so absent from the tables: DeepLabv3+ pretrained (CE + Lovász); "
+                                            "DeepLabv3+ pretrained (best recipe).")
     assert list(beyond.table(study)["hierarchy"]) == ["off", "0.4"]
     everything = report.Study(tmp_path, pd.DataFrame([{"run": f"r{i}", **r, "experiment": e} for i, (r, e) in enumerate(
         zip(rows * 3, beyond.EXPERIMENTS * 3))]), main="paper")
