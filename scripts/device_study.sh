@@ -20,7 +20,9 @@ DATA=${1:?usage: bash scripts/device_study.sh DATA [PROFILE]}
 PROFILE=${2:-paper}
 OUT=${OUT:-output/device}
 PY=${PYTHON:-python3}
-EXPERIMENTS=${EXPERIMENTS:-fcn_unet_scratch deeplabv3plus_scratch deeplabv3plus_pretrained deeplabv3plus_pretrained_lovasz}
+# the pretrained model first (its times are the GPU targets), then the scratch models at crop 512 (the CPU
+# study runs them at 256 only), Lovász last (the CPU study has its seeds)
+EXPERIMENTS=${EXPERIMENTS:-deeplabv3plus_pretrained fcn_unet_scratch deeplabv3plus_scratch deeplabv3plus_pretrained_lovasz}
 SEED=${SEED:-0}
 BENCH_ITERS=${BENCH_ITERS:-20}
 export PYTHONUNBUFFERED=1
@@ -52,28 +54,47 @@ except SeglibError as exc:
 
 "$PY" -c "import torch, platform; print('[device]', torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU: ' + platform.processor())"
 mkdir -p "$OUT/runs"
+
+# after each run: the summary and the archive so far, so that a call stopped at its time limit still
+# brings back every run it finished (what is under $OUT comes back even then)
+collect() {
+    rm -f "$OUT"/runs/*/*.pt
+    "$PY" -c "
+import json, sys; from pathlib import Path; from seglib.results import summary
+runs = sorted(p for p in Path(sys.argv[1]).iterdir() if (p / 'metrics.json').is_file())
+if runs:
+    metrics = [json.loads((r / 'metrics.json').read_text()) for r in runs]
+    table = summary(runs).assign(eval_seconds=[m.get('eval_seconds') for m in metrics], host=[m.get('host') for m in metrics])
+    table.to_csv(sys.argv[2], index=False)
+    print(table[['run', 'mIoU', 'train_seconds', 'eval_seconds', 'val_images', 'host']].to_string(index=False))
+" "$OUT/runs" "$OUT/device_summary.csv"
+    tar -czf "$OUT/device_study.tar.gz.part" -C "$OUT" runs && mv "$OUT/device_study.tar.gz.part" "$OUT/device_study.tar.gz"
+}
+
+bench() {
+    read -r bench_model bench_crop < <("$PY" -c "
+from seglib import config; c = config.load('deeplabv3plus_pretrained', '$PROFILE'); print(c['model'], c['crop_size'])")
+    echo "[study] benchmark: $bench_model (deeplabv3plus_pretrained's model), crop $bench_crop"
+    "$PY" -m seglib bench --model "$bench_model" --crop "$bench_crop" --batch 4 --iters "$BENCH_ITERS" --data "$DATA" \
+        --json "$OUT/bench.json" || echo "[study] benchmark failed"
+}
+
+failed=0
+benched=
 for experiment in $EXPERIMENTS; do
     run="$OUT/runs/$experiment-$PROFILE-seed$SEED"
     echo "[study] $experiment -> $run"
-    "$PY" -m seglib train --experiment "$experiment" --profile "$PROFILE" --set seed="$SEED" \
-        --data "$DATA" --out "$run" $([ -f "$run/last.pt" ] && echo --resume)
+    if "$PY" -m seglib train --experiment "$experiment" --profile "$PROFILE" --set seed="$SEED" \
+        --data "$DATA" --out "$run" $([ -f "$run/last.pt" ] && echo --resume); then
+        collect
+    else
+        echo "[study] $experiment failed; going on with the next"
+        failed=$((failed + 1))
+    fi
+    # the benchmark right after the first run: a call that runs out of time has measured it already
+    [ -n "$benched" ] || { bench; benched=1; }
 done
-rm -f "$OUT"/runs/*/*.pt
-"$PY" -c "
-import json, sys; from pathlib import Path; from seglib.results import summary
-runs = sorted(p for p in Path(sys.argv[1]).iterdir() if p.is_dir())
-metrics = [json.loads((r / 'metrics.json').read_text()) for r in runs]
-table = summary(runs).assign(eval_seconds=[m.get('eval_seconds') for m in metrics], host=[m.get('host') for m in metrics])
-table.to_csv(sys.argv[2], index=False)
-print(table[['run', 'mIoU', 'train_seconds', 'eval_seconds', 'val_images', 'host']].to_string(index=False))
-" "$OUT/runs" "$OUT/device_summary.csv"
-
-read -r bench_model bench_crop < <("$PY" -c "
-from seglib import config; c = config.load('deeplabv3plus_pretrained', '$PROFILE'); print(c['model'], c['crop_size'])")
-echo "[study] benchmark: $bench_model (deeplabv3plus_pretrained's model), crop $bench_crop"
-"$PY" -m seglib bench --model "$bench_model" --crop "$bench_crop" --batch 4 --iters "$BENCH_ITERS" --data "$DATA" \
-    --json "$OUT/bench.json"
-
-tar -czf "$OUT/device_study.tar.gz" -C "$OUT" runs
+[ -n "$benched" ] || bench
 rm -rf "$OUT/runs"
-echo "[study] done: $OUT/device_study.tar.gz, $OUT/device_summary.csv, $OUT/bench.json, $LOG"
+echo "[study] done ($failed failed): $OUT/device_study.tar.gz, $OUT/device_summary.csv, $OUT/bench.json, $LOG"
+[ "$failed" = 0 ]
