@@ -3,8 +3,13 @@ multi-scale test-time augmentation with averaged probabilities), split evaluatio
 (metrics.json, per_image.csv) and the learning curve's points on a fixed val subset."""
 from __future__ import annotations
 
+import collections
+import contextlib
 import json
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -136,14 +141,45 @@ def sum_across_ranks(arrays, device) -> None:
         array[...] = t.cpu().numpy()
 
 
+@contextlib.contextmanager
+def no_autotune():
+    """cuDNN's autotuner off: photos differ in size, and it would time every convolution anew for each new
+    shape (on a GPU that costs more than the forward pass itself); restored afterwards for training's fixed crops."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def border_measures(pred: np.ndarray, target: np.ndarray, num_classes: int) -> tuple:
+    """One image's boundary-band counts, contour-match counts and roughness ratios (numpy and scipy)."""
+    return (*metrics.boundary_counts(pred, target, num_classes), metrics.boundary_f_counts(pred, target, num_classes),
+            metrics.roughness_ratio(pred, target, num_classes))
+
+
+def border_workers(device: torch.device, loader_workers: int) -> int:
+    """Processes for the border measures: none on a CPU, whose cores the model's threads hold; on a GPU up
+    to 8 of the cores the loader leaves. They cost tens of milliseconds an image on one core, several times
+    a GPU's forward pass: inline they held 500 val images to 78 s on an H200 (docs/performance.md)."""
+    if device.type != "cuda":
+        return 0
+    spare = (os.cpu_count() or 1) - loader_workers - 1
+    return min(8, spare) if spare >= 2 else 0
+
+
+@no_autotune()
 def evaluate_dataset(predictor: Predictor, dataset: PascalPartDataset, max_images=None, boundary=False,
-                     progress=True, num_workers=2, indices=None) -> dict:
+                     progress=True, num_workers=2, indices=None, boundary_workers=None) -> dict:
     """Accumulate the confusion matrix (and, with boundary=True, boundary counts) over a split (its
     first max_images, or the given indices), and each image's own mIoU ({id: mIoU}, "per_image").
     Under torch.distributed each rank takes every world_size-th image and the counts are summed on the
     model's device (NCCL takes no CPU tensors). With test-time augmentation that includes scale 1, the
     plain pass's confusion matrix comes from the same forward passes ("confusion_plain"): what the
     augmentation gave, at no extra cost.
+    The border measures (boundary=True) run in `boundary_workers` processes beside the forward passes
+    (None: border_workers' choice), with the same sums as inline.
     The global RNG is left alone, so evaluating during training does not change the training."""
     if indices is None:
         indices = range(len(dataset) if max_images is None else min(len(dataset), max_images))
@@ -160,6 +196,19 @@ def evaluate_dataset(predictor: Predictor, dataset: PascalPartDataset, max_image
     f_counts = np.zeros((c, 4), np.int64)
     rough_logs, rough_n = np.zeros(c, np.float64), np.zeros(c, np.int64)
     per_image = {}
+
+    def add(measures):  # one image's border measures into the split's sums
+        inter, union, f, rough = measures
+        seen = np.isfinite(rough)
+        for total, part in ((b_inter, inter), (b_union, union), (f_counts, f), (rough_n, seen)):
+            np.add(total, part, out=total)
+        rough_logs[seen] += np.log(rough[seen])
+
+    if boundary_workers is None:
+        boundary_workers = border_workers(predictor.device, num_workers)
+    pool = (ProcessPoolExecutor(boundary_workers, mp_context=multiprocessing.get_context("spawn"))
+            if boundary and boundary_workers else None)
+    pending = collections.deque()
     bar = tqdm(loader, desc=f"evaluate {dataset.split}", disable=not progress or rank > 0, mininterval=5,
                dynamic_ncols=False, ncols=90)
     for index, (image, mask) in zip(indices[rank::world], bar):
@@ -171,15 +220,17 @@ def evaluate_dataset(predictor: Predictor, dataset: PascalPartDataset, max_image
         conf += image_conf
         per_image[dataset.ids[index]] = metrics.image_miou(image_conf)
         if boundary:
-            pred_np, mask_np = pred.cpu().numpy(), mask.numpy()
-            inter, union = metrics.boundary_counts(pred_np, mask_np, c)
-            b_inter += inter
-            b_union += union
-            f_counts += metrics.boundary_f_counts(pred_np, mask_np, c)
-            rough = metrics.roughness_ratio(pred_np, mask_np, c)
-            seen = np.isfinite(rough)
-            rough_logs[seen] += np.log(rough[seen])
-            rough_n += seen
+            args = (pred.cpu().numpy().astype(np.uint8), mask.numpy().astype(np.uint8), c)
+            if pool is None:
+                add(border_measures(*args))
+            else:  # in image order, so that the float sums do not depend on which process finished first
+                pending.append(pool.submit(border_measures, *args))
+                while pending and pending[0].done():
+                    add(pending.popleft().result())
+    for future in pending:
+        add(future.result())
+    if pool is not None:
+        pool.shutdown()
     if world > 1:
         sum_across_ranks([a for a in (conf, conf_plain, b_inter, b_union, f_counts, rough_logs, rough_n) if a is not None],
                          predictor.device)
