@@ -25,7 +25,7 @@ PY=${PYTHON:-python3}
 EXPERIMENTS=${EXPERIMENTS:-deeplabv3plus_pretrained fcn_unet_scratch deeplabv3plus_scratch deeplabv3plus_pretrained_lovasz}
 SEED=${SEED:-0}
 BENCH_ITERS=${BENCH_ITERS:-20}
-export PYTHONUNBUFFERED=1
+export PYTHONUNBUFFERED=1 TQDM_DISABLE=${TQDM_DISABLE:-1}  # the log comes back: no progress bars in it
 mkdir -p "$OUT"
 LOG="$OUT/study.log"
 exec > >(tee -a "$LOG") 2>&1
@@ -41,7 +41,7 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 
 if ls -d "$DATA"/data-* >/dev/null 2>&1; then  # chunks from scripts/device_pack.py
     MERGED=$(mktemp -d)  # fresh: a merge left from an earlier call must not hide a missing chunk
-    for chunk in "$DATA"/data-*; do cp -rn "$chunk"/. "$MERGED"/; done
+    for chunk in "$DATA"/data-*; do cp -r "$chunk"/. "$MERGED"/; done
     DATA=$MERGED
 fi
 "$PY" -c "
