@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The course report's study on a lent GPU machine, in one `run` call of at most 10 minutes:
-# the four experiments of the report under one profile (seed 0), then the benchmark. Checkpoints are
-# deleted; what comes back is one archive of run folders (config.yaml, metrics.json with train_seconds,
+# the four experiments of the report under one profile (seed 0), the benchmark after the first. Checkpoints
+# are deleted; what comes back is one archive of run folders (config.yaml, metrics.json with train_seconds,
 # eval_seconds and host, log.csv, curve.csv), device_summary.csv (summary.csv's columns plus eval_seconds and
-# host), bench.json and the log.
+# host), bench.json and bench-fp32.json (the same step in fp32) and the log; both rewritten after each run.
 #
 #   bash scripts/device_study.sh DATA [PROFILE]        (run from the repository root; PROFILE: paper)
 #
@@ -77,6 +77,10 @@ from seglib import config; c = config.load('deeplabv3plus_pretrained', '$PROFILE
     echo "[study] benchmark: $bench_model (deeplabv3plus_pretrained's model), crop $bench_crop"
     "$PY" -m seglib bench --model "$bench_model" --crop "$bench_crop" --batch 4 --iters "$BENCH_ITERS" --data "$DATA" \
         --json "$OUT/bench.json" || echo "[study] benchmark failed"
+    # the same step in fp32 (channels_last kept): on an H200 the bf16 step ran at 0.59x the plain fp32 loop,
+    # and this separates the precision from the memory format (docs/performance.md)
+    "$PY" -m seglib bench --model "$bench_model" --crop "$bench_crop" --batch 4 --iters "$BENCH_ITERS" --data "$DATA" \
+        --precision fp32 --json "$OUT/bench-fp32.json" || echo "[study] fp32 benchmark failed"
 }
 
 failed=0

@@ -59,6 +59,7 @@ def test_study_script_on_cpu(sample_root, tmp_path):
     assert float(rows[0]["eval_seconds"]) > 0 and rows[0]["host"]
     bench = json.loads((out / "bench.json").read_text())
     assert bench["train_images_per_s"] > 0
+    assert json.loads((out / "bench-fp32.json").read_text())["precision"] == "fp32"  # precision apart from layout
     assert (out / "study.log").read_text().count("[study]") >= 3
 
 
