@@ -3,7 +3,8 @@
 # the four experiments of the report under one profile (seed 0), the benchmark after the first. Checkpoints
 # are deleted; what comes back is one archive of run folders (config.yaml, metrics.json with train_seconds,
 # eval_seconds and host, log.csv, curve.csv), device_summary.csv (summary.csv's columns plus eval_seconds and
-# host), bench.json and bench-fp32.json (the same step in fp32) and the log; both rewritten after each run.
+# host), bench.json, bench-fp32.json (the same step in fp32) and the log. The archive and the summary are
+# rewritten after each run.
 #
 #   bash scripts/device_study.sh DATA [PROFILE]        (run from the repository root; PROFILE: paper)
 #
