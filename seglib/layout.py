@@ -200,6 +200,10 @@ NEW_PAGE = "\\clearpage"
 # references) is put out first: a new page only when one is waiting (as placeins' \FloatBarrier does,
 # without a package nbconvert's template lacks).
 FLOAT_BARRIER = "\\makeatletter\\ifx\\@deferlist\\@empty\\else\\clearpage\\fi\\makeatother"
+# Before the conclusion, a softer barrier: a new page when a float waits, on whose top LaTeX puts the waiting
+# floats (a float page only when they fill 80% of it) and the text runs on below them; \clearpage there had
+# put Table 14 alone on a page, two thirds of it blank.
+FLOATS_FIRST = "\\makeatletter\\ifx\\@deferlist\\@empty\\else\\newpage\\fi\\makeatother"
 # The references in a smaller type, as a paper sets them: at the report's body size their last two entries
 # spilled onto a page of their own before the appendix's new page.
 SMALL_BEGIN, SMALL_END = "\\begingroup\\small", "\\par\\endgroup"

@@ -471,9 +471,34 @@ def test_the_tallest_figure_and_a_per_class_table_share_a_page_at_the_barrier(tm
     table = table.replace(layout.TABLE_END, "\\label{table}" + layout.TABLE_END)
     after = "\\noindent Conclusion\\label{after}\\par"
     _pages(tmp_path, layout.FLOAT_PLACEMENT + "\\noindent\\rule{1pt}{7.5in}\\par" + figure + table
-           + layout.FLOAT_BARRIER + after)  # the page too full for either float: both wait
+           + layout.FLOATS_FIRST + after)  # the page too full for either float: both wait
     pages = _label_pages(tmp_path)
     assert pages["fig"] == pages["table"] == 2 and pages["after"] == 3
+
+
+@pytest.mark.skipif(which("xelatex") is None, reason="needs xelatex (make pdf-deps)")
+def test_a_lone_waiting_table_tops_the_conclusions_page(tmp_path):
+    """Table 14 (per class, 8 rows), waiting at the barrier before the Conclusion, stood alone on a page two
+    thirds blank (\\clearpage makes a page of waiting floats). The barrier there now only starts a new page:
+    the table tops it and the conclusion follows below it."""
+    frame = pd.DataFrame({"IoU": np.arange(8.0)}, index=pd.Index([f"class {i}" for i in range(8)], name="class"))
+    table = layout.CaptionedTable("**Table 14.** Eight rows.", frame)._repr_latex_()
+    table = table.replace(layout.TABLE_END, "\\label{table}" + layout.TABLE_END)
+    after = "\\noindent Conclusion\\label{after}\\par"
+    body = lambda barrier: (layout.FLOAT_PLACEMENT + "\\noindent\\rule{1pt}{7.5in}\\par" + table + barrier + after)
+    _pages(tmp_path, body(layout.FLOAT_BARRIER))
+    pages = _label_pages(tmp_path)
+    assert pages["table"] == 2 and pages["after"] == 3  # the strict barrier: a page for the table alone
+    _pages(tmp_path, body(layout.FLOATS_FIRST))
+    pages = _label_pages(tmp_path)
+    assert pages["table"] == pages["after"] == 2
+    assert _pages(tmp_path, layout.FLOAT_PLACEMENT + "\\noindent\\rule{1pt}{2in}\\par" + layout.FLOATS_FIRST
+                  + after) == 1  # nothing waits: no new page
+    import nbformat
+    from conftest import REPO
+
+    cells = [c.source for c in nbformat.read(REPO / "notebooks" / "03_report.ipynb", 4).cells if "layout.FLOAT" in c.source]
+    assert any("FLOATS_FIRST" in c and "before the conclusion" in c for c in cells)
 
 
 def test_verdicts_are_generated_from_the_numbers():
