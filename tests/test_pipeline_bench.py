@@ -14,7 +14,7 @@ from seglib import beyond, records
 from seglib import config as configs
 from seglib.errors import SeglibError
 from seglib.evaluate import eval_size
-from seglib.layout import FLOAT_BARRIER, NEW_PAGE, TABLE_BEGIN
+from seglib.layout import FLOAT_BARRIER, FLOATS_FIRST, NEW_PAGE, TABLE_BEGIN
 from seglib.pipeline import NOTEBOOKS_DIR, run_pipeline
 from seglib.report import fmt
 from seglib.results import seconds_per_iteration
@@ -122,7 +122,7 @@ def test_pipeline_trains_exports_records_and_renders_the_paper(smoke_pipeline):
     assert kinds.count("begin") == kinds.count("end") == len(figures)
     outputs = [d for c in report.cells if c.cell_type == "code" for o in c.outputs for d in [o.get("data", {})]]
     # no figure inside the conclusion or among the references; the appendix's heading not left at a page's foot
-    for heading, before in (("# Conclusion", FLOAT_BARRIER), ("# References", FLOAT_BARRIER), ("# Appendix", NEW_PAGE)):
+    for heading, before in (("# Conclusion", FLOATS_FIRST), ("# References", FLOAT_BARRIER), ("# Appendix", NEW_PAGE)):
         at = next(i for i, d in enumerate(outputs) if d.get("text/markdown", "").startswith(heading))
         assert outputs[at - 1].get("text/latex") == before, heading
     if "pdf" in formats:
