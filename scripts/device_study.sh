@@ -76,12 +76,11 @@ bench() {
     read -r bench_model bench_crop < <("$PY" -c "
 from seglib import config; c = config.load('deeplabv3plus_pretrained', '$PROFILE'); print(c['model'], c['crop_size'])")
     echo "[study] benchmark: $bench_model (deeplabv3plus_pretrained's model), crop $bench_crop"
-    "$PY" -m seglib bench --model "$bench_model" --crop "$bench_crop" --batch 4 --iters "$BENCH_ITERS" --data "$DATA" \
-        --json "$OUT/bench.json" || echo "[study] benchmark failed"
+    local common=(--model "$bench_model" --crop "$bench_crop" --batch 4 --iters "$BENCH_ITERS" --data "$DATA")
+    "$PY" -m seglib bench "${common[@]}" --json "$OUT/bench.json" || echo "[study] benchmark failed"
     # the same step in fp32 (channels_last kept): on an H200 the bf16 step ran at 0.59x the plain fp32 loop,
     # and this separates the precision from the memory format (docs/performance.md)
-    "$PY" -m seglib bench --model "$bench_model" --crop "$bench_crop" --batch 4 --iters "$BENCH_ITERS" --data "$DATA" \
-        --precision fp32 --json "$OUT/bench-fp32.json" || echo "[study] fp32 benchmark failed"
+    "$PY" -m seglib bench "${common[@]}" --precision fp32 --json "$OUT/bench-fp32.json" || echo "[study] fp32 benchmark failed"
 }
 
 failed=0
