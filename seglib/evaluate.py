@@ -211,26 +211,28 @@ def evaluate_dataset(predictor: Predictor, dataset: PascalPartDataset, max_image
     pending = collections.deque()
     bar = tqdm(loader, desc=f"evaluate {dataset.split}", disable=not progress or rank > 0, mininterval=5,
                dynamic_ncols=False, ncols=90)
-    for index, (image, mask) in zip(indices[rank::world], bar):
-        probs, plain = predictor.probabilities(image, with_plain=True)
-        pred = probs.argmax(0)
-        if conf_plain is not None:
-            conf_plain += metrics.confusion_matrix(plain.argmax(0), mask.to(pred.device), c)
-        image_conf = metrics.confusion_matrix(pred, mask.to(pred.device), c)
-        conf += image_conf
-        per_image[dataset.ids[index]] = metrics.image_miou(image_conf)
-        if boundary:
-            args = (pred.cpu().numpy().astype(np.uint8), mask.numpy().astype(np.uint8), c)
-            if pool is None:
-                add(border_measures(*args))
-            else:  # in image order, so that the float sums do not depend on which process finished first
-                pending.append(pool.submit(border_measures, *args))
-                while pending and pending[0].done():
-                    add(pending.popleft().result())
-    for future in pending:
-        add(future.result())
-    if pool is not None:
-        pool.shutdown()
+    try:
+        for index, (image, mask) in zip(indices[rank::world], bar):
+            probs, plain = predictor.probabilities(image, with_plain=True)
+            pred = probs.argmax(0)
+            if conf_plain is not None:
+                conf_plain += metrics.confusion_matrix(plain.argmax(0), mask.to(pred.device), c)
+            image_conf = metrics.confusion_matrix(pred, mask.to(pred.device), c)
+            conf += image_conf
+            per_image[dataset.ids[index]] = metrics.image_miou(image_conf)
+            if boundary:
+                args = (pred.cpu().numpy().astype(np.uint8), mask.numpy().astype(np.uint8), c)
+                if pool is None:
+                    add(border_measures(*args))
+                else:  # in image order, so that the float sums do not depend on which process finished first
+                    pending.append(pool.submit(border_measures, *args))
+                    while pending and pending[0].done():
+                        add(pending.popleft().result())
+        for future in pending:
+            add(future.result())
+    finally:  # an error mid-split does not leave the workers behind
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     if world > 1:
         sum_across_ranks([a for a in (conf, conf_plain, b_inter, b_union, f_counts, rough_logs, rough_n) if a is not None],
                          predictor.device)

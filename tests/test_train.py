@@ -365,3 +365,31 @@ def test_border_measures_in_worker_processes_sum_as_inline(sample_root):
         np.testing.assert_array_equal(inline[key], pooled[key])
     assert np.isfinite(inline["boundary_iou"]).any()
     assert evaluate.border_workers(torch.device("cpu"), 2) == 0  # a CPU's cores hold the model's threads
+
+
+def test_border_measure_workers_end_with_a_failed_evaluation(sample_root, monkeypatch):
+    """An error mid-split (a bad image, an interrupted run) shuts the border-measure processes down with it,
+    rather than leaving them alive for as long as the traceback is held."""
+    import multiprocessing
+
+    from seglib import evaluate
+    from seglib.data import PascalPartDataset
+    from seglib.models import build_model
+
+    model = build_model("fcn_unet_s5-d16", 7).eval()
+    predictor = evaluate.Predictor(model, "fcn_unet_s5-d16", 64)
+    calls = []
+    forward = predictor.probabilities
+
+    def fail_on_second(image, with_plain=False):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("unreadable image")
+        return forward(image, with_plain=with_plain)
+
+    monkeypatch.setattr(predictor, "probabilities", fail_on_second)
+    val = PascalPartDataset(sample_root, "val")
+    with pytest.raises(RuntimeError, match="unreadable image"):
+        evaluate.evaluate_dataset(predictor, val, max_images=3, boundary=True, progress=False, num_workers=0,
+                                  boundary_workers=2)
+    assert multiprocessing.active_children() == []
