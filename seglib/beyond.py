@@ -19,7 +19,8 @@ from .config import read_run_config
 from .report import PRETRAINED, STRONGEST_LEAD, Study, absent_from_tables, machine
 from .results import TITLES, fmt, gap_vs_noise, read_metrics, short_verdict
 
-EXPERIMENTS = ("deeplabv3plus_pretrained_hierarchy", "deeplabv3plus_pretrained_ce_lovasz", "deeplabv3plus_pretrained_best")
+BEST = "deeplabv3plus_pretrained_best"  # the recipe a user should train, last in the section
+EXPERIMENTS = ("deeplabv3plus_pretrained_hierarchy", "deeplabv3plus_pretrained_ce_lovasz", BEST)
 
 
 def verdicts(study: Study) -> list[tuple[str, list[str]]]:
@@ -38,8 +39,6 @@ def verdicts(study: Study) -> list[tuple[str, list[str]]]:
         out.append((TITLES[experiment], [line for line in lines if line]))
     return out
 
-
-BEST = "deeplabv3plus_pretrained_best"
 
 
 def best_against_strongest(study: Study) -> str:
