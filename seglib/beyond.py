@@ -40,7 +40,6 @@ def verdicts(study: Study) -> list[tuple[str, list[str]]]:
     return out
 
 
-
 def best_against_strongest(study: Study) -> str:
     """What to train: the best recipe against the strongest other experiment beyond the course report (the
     highest mean mIoU), the difference judged against seed variation, and what the recipe adds to it (its
