@@ -196,14 +196,21 @@ FLOAT_PLACEMENT = ("\\renewcommand{\\topfraction}{0.85}\\renewcommand{\\bottomfr
 # The appendix begins on a page of its own, as a paper's does: its heading stood alone at the foot of the
 # references' last page while its table, too tall for the rest of that page, floated to the next.
 NEW_PAGE = "\\clearpage"
+
+
+def when_floats_wait(command: str) -> str:
+    """LaTeX that runs `command` only when a float is still waiting for its place (LaTeX's \\@deferlist)."""
+    return f"\\makeatletter\\ifx\\@deferlist\\@empty\\else{command}\\fi\\makeatother"
+
+
 # A figure still waiting for its place when the references begin (Figure 7 printed between two pages of
 # references) is put out first: a new page only when one is waiting (as placeins' \FloatBarrier does,
 # without a package nbconvert's template lacks).
-FLOAT_BARRIER = "\\makeatletter\\ifx\\@deferlist\\@empty\\else\\clearpage\\fi\\makeatother"
+FLOAT_BARRIER = when_floats_wait(NEW_PAGE)
 # Before the conclusion, a softer barrier: a new page when a float waits, on whose top LaTeX puts the waiting
 # floats (a float page only when they fill 80% of it) and the text runs on below them; \clearpage there had
 # put Table 14 alone on a page, two thirds of it blank.
-FLOATS_FIRST = "\\makeatletter\\ifx\\@deferlist\\@empty\\else\\newpage\\fi\\makeatother"
+FLOATS_FIRST = when_floats_wait("\\newpage")
 # The references in a smaller type, as a paper sets them: at the report's body size their last two entries
 # spilled onto a page of their own before the appendix's new page.
 SMALL_BEGIN, SMALL_END = "\\begingroup\\small", "\\par\\endgroup"

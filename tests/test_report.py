@@ -380,6 +380,11 @@ def test_a_figure_of_half_a_page_shares_its_page_with_text(tmp_path):
     assert _pages(tmp_path, layout.FLOAT_PLACEMENT + body) == 2
 
 
+def _labelled(table: str) -> str:
+    """A rendered table with \\label{table} inside its float, so that _label_pages says where it printed."""
+    return table.replace(layout.TABLE_END, "\\label{table}" + layout.TABLE_END)
+
+
 def _label_pages(tmp_path) -> dict[str, int]:
     """{label: page} from the .aux of the last _pages document."""
     import re
@@ -429,7 +434,7 @@ def test_a_table_too_tall_for_the_rest_of_its_page_lets_the_text_fill_it(tmp_pat
     while the text after it fills this one."""
     frame = pd.DataFrame({"IoU": np.arange(20.0)}, index=pd.Index([f"class {i}" for i in range(20)], name="Class"))
     table = layout.CaptionedTable("**Table 5.** Twenty rows, about 4 in.", frame)._repr_latex_()
-    table = table.replace(layout.TABLE_END, "\\label{table}" + layout.TABLE_END)
+    table = _labelled(table)
     after = "\\noindent After the table.\\label{after}\\par"
     _pages(tmp_path, layout.FLOAT_PLACEMENT + "\\noindent\\rule{1pt}{6in}\\par" + table + after)
     pages = _label_pages(tmp_path)
@@ -468,7 +473,7 @@ def test_the_tallest_figure_and_a_per_class_table_share_a_page_at_the_barrier(tm
     table = layout.CaptionedTable("**Table 13.** Per-class IoU (%) of the pretrained cross-entropy runs (mean ± "
                                   "std over seeds) and each experiment's gain over it in points; * marks a gain "
                                   "beyond seed-to-seed variation.", frame)._repr_latex_()
-    table = table.replace(layout.TABLE_END, "\\label{table}" + layout.TABLE_END)
+    table = _labelled(table)
     after = "\\noindent Conclusion\\label{after}\\par"
     _pages(tmp_path, layout.FLOAT_PLACEMENT + "\\noindent\\rule{1pt}{7.5in}\\par" + figure + table
            + layout.FLOATS_FIRST + after)  # the page too full for either float: both wait
@@ -483,7 +488,7 @@ def test_a_lone_waiting_table_tops_the_conclusions_page(tmp_path):
     the table tops it and the conclusion follows below it."""
     frame = pd.DataFrame({"IoU": np.arange(8.0)}, index=pd.Index([f"class {i}" for i in range(8)], name="class"))
     table = layout.CaptionedTable("**Table 14.** Eight rows.", frame)._repr_latex_()
-    table = table.replace(layout.TABLE_END, "\\label{table}" + layout.TABLE_END)
+    table = _labelled(table)
     after = "\\noindent Conclusion\\label{after}\\par"
     body = lambda barrier: (layout.FLOAT_PLACEMENT + "\\noindent\\rule{1pt}{7.5in}\\par" + table + barrier + after)
     _pages(tmp_path, body(layout.FLOAT_BARRIER))
