@@ -385,6 +385,14 @@ def _labelled(table: str) -> str:
     return table.replace(layout.TABLE_END, "\\label{table}" + layout.TABLE_END)
 
 
+def _report_cells() -> list[str]:
+    """The source of each cell of notebooks/03_report.ipynb, for tests that check how the report uses a helper."""
+    import nbformat
+    from conftest import REPO
+
+    return [c.source for c in nbformat.read(REPO / "notebooks" / "03_report.ipynb", 4).cells]
+
+
 def _label_pages(tmp_path) -> dict[str, int]:
     """{label: page} from the .aux of the last _pages document."""
     import re
@@ -416,14 +424,10 @@ def test_the_references_are_set_small_as_a_papers(tmp_path):
     """The report's last two references spilled onto a page of their own (the appendix starts a new one):
     set in the body's size, 50 reference lines take two pages; set small, one, and the report's references
     cell is so set."""
-    import nbformat
-    from conftest import REPO
-
     lines = "".join(f"\\noindent [{i}] A. Author. A title. A venue 2020.\\par" for i in range(50))
     assert _pages(tmp_path, lines) == 2
     assert _pages(tmp_path, layout.SMALL_BEGIN + lines + layout.SMALL_END) == 1
-    cell = next(c.source for c in nbformat.read(REPO / "notebooks" / "03_report.ipynb", 4).cells
-                if "report.REFERENCES" in c.source)
+    cell = next(c for c in _report_cells() if "report.REFERENCES" in c)
     assert cell.index("layout.SMALL_BEGIN") < cell.index("report.REFERENCES") < cell.index("layout.SMALL_END")
 
 
@@ -499,10 +503,7 @@ def test_a_lone_waiting_table_tops_the_conclusions_page(tmp_path):
     assert pages["table"] == pages["after"] == 2
     assert _pages(tmp_path, layout.FLOAT_PLACEMENT + "\\noindent\\rule{1pt}{2in}\\par" + layout.FLOATS_FIRST
                   + after) == 1  # nothing waits: no new page
-    import nbformat
-    from conftest import REPO
-
-    cells = [c.source for c in nbformat.read(REPO / "notebooks" / "03_report.ipynb", 4).cells if "layout.FLOAT" in c.source]
+    cells = [c for c in _report_cells() if "layout.FLOAT" in c]
     assert any("FLOATS_FIRST" in c and "before the conclusion" in c for c in cells)
 
 
