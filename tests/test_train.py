@@ -331,20 +331,27 @@ def test_test_time_augmentation_also_scores_its_plain_pass_from_the_same_forward
     assert "confusion_plain" not in evaluate.evaluate_dataset(no_unit_scale, val, max_images=1, progress=False, num_workers=0)
 
 
+def _small_predictor():
+    """An untrained FCN + U-Net at a 64-pixel window: the cheapest model evaluate.Predictor accepts."""
+    from seglib import evaluate
+    from seglib.models import build_model
+
+    model = build_model("fcn_unet_s5-d16", 7).eval()
+    return model, evaluate.Predictor(model, "fcn_unet_s5-d16", 64)
+
+
 def test_evaluation_turns_cudnns_autotuner_off_and_restores_it(sample_root, monkeypatch):
     """Val photos differ in size: with cuDNN's autotuner on, a GPU times every convolution anew for each
     new shape. Evaluation runs with it off and gives training's fixed crops their setting back."""
     from seglib import evaluate
-    from seglib.data import PascalPartDataset
-    from seglib.models import build_model
 
-    model = build_model("fcn_unet_s5-d16", 7).eval()
+    model, predictor = _small_predictor()
     seen = []
     forward = model.forward
     monkeypatch.setattr(model, "forward", lambda x: seen.append(torch.backends.cudnn.benchmark) or forward(x))
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
-    evaluate.evaluate_dataset(evaluate.Predictor(model, "fcn_unet_s5-d16", 64), PascalPartDataset(sample_root, "val"),
-                              max_images=2, progress=False, num_workers=0)
+    evaluate.evaluate_dataset(predictor, PascalPartDataset(sample_root, "val"), max_images=2, progress=False,
+                              num_workers=0)
     assert seen == [False, False] and torch.backends.cudnn.benchmark is True
 
 
@@ -352,12 +359,9 @@ def test_border_measures_in_worker_processes_sum_as_inline(sample_root):
     """On a GPU the border measures run in processes beside the forward passes (inline they held 500 val
     images to 78 s on an H200); the sums are the same, in the same order, as computed inline."""
     from seglib import evaluate
-    from seglib.data import PascalPartDataset
-    from seglib.models import build_model
 
     torch.manual_seed(0)
-    model = build_model("fcn_unet_s5-d16", 7).eval()
-    predictor = evaluate.Predictor(model, "fcn_unet_s5-d16", 64)
+    _, predictor = _small_predictor()
     val = PascalPartDataset(sample_root, "val")
     inline, pooled = (evaluate.evaluate_dataset(predictor, val, max_images=3, boundary=True, progress=False,
                                                 num_workers=0, boundary_workers=w) for w in (0, 2))
@@ -373,11 +377,8 @@ def test_border_measure_workers_end_with_a_failed_evaluation(sample_root, monkey
     import multiprocessing
 
     from seglib import evaluate
-    from seglib.data import PascalPartDataset
-    from seglib.models import build_model
 
-    model = build_model("fcn_unet_s5-d16", 7).eval()
-    predictor = evaluate.Predictor(model, "fcn_unet_s5-d16", 64)
+    _, predictor = _small_predictor()
     calls = []
     forward = predictor.probabilities
 
