@@ -116,26 +116,28 @@ def _all_parts(frames: list[pd.DataFrame]) -> pd.DataFrame:
 def against_ce(study: Study) -> tuple[pd.DataFrame | None, str]:
     """Each experiment beyond the course report against the pretrained cross-entropy runs, per kind of part
     error (% of all body-part pixels): the CE runs' share (mean ± std over seeds) and each experiment's
-    difference in points, '*' beyond seed-to-seed variation; and the sentence that names the differences
-    beyond it (nine verdict sentences in a row read as a wall). (None, "") where either side has no
-    stored matrix."""
+    difference in points, '*' beyond seed-to-seed variation, under a first row of each side's seeds (runs
+    scored before evaluations stored the matrix have none, so a side may count fewer than its mIoU does); and
+    the sentence that names the differences beyond it (nine verdict sentences in a row read as a wall).
+    (None, "") where either side has no stored matrix."""
     base = per_seed(study, PRETRAINED)
     columns, found, unjudged = {}, [], []
     for experiment in beyond.EXPERIMENTS:
         runs = per_seed(study, experiment)
         if base.empty or runs.empty:
             continue
-        columns.setdefault("cross-entropy", [fmt(base[kind]) for kind in SPLIT])
+        columns.setdefault("cross-entropy", [str(len(base))] + [fmt(base[kind]) for kind in SPLIT])
         gaps = {kind: gap_vs_noise(base[kind], runs[kind]) for kind in SPLIT}
-        columns[beyond.SHORT[experiment]] = [f"{g['difference']:+.2f}" + ("*" if g["exceeds_noise"] else "")
-                                             for g in gaps.values()]
+        columns[beyond.SHORT[experiment]] = [str(len(runs))] + [f"{g['difference']:+.2f}" + ("*" if g["exceeds_noise"] else "")
+                                                                for g in gaps.values()]
         found += [f"{beyond.SHORT[experiment]}, part pixels {SPLIT[kind]} {g['difference']:+.2f} points"
                   for kind, g in gaps.items() if g["exceeds_noise"]]
         if not np.isfinite(gaps["background"]["noise"]):
             unjudged.append(beyond.SHORT[experiment])
     if not columns:
         return None, ""
-    table = pd.DataFrame(columns, index=pd.Index([f"part pixels {words}" for words in SPLIT.values()], name="error"))
+    rows = ["seeds"] + [f"part pixels {words}" for words in SPLIT.values()]
+    table = pd.DataFrame(columns, index=pd.Index(rows, name="error"))
     judged = len(columns) - 1 - len(unjudged)
     sentences = ([f"Beyond seed-to-seed variation: {'; '.join(found)}."] if found else
                  ["No difference exceeds seed-to-seed variation."] if judged else [])

@@ -68,7 +68,8 @@ def test_a_class_without_pixels_is_no_share():
 
 
 def _study(tmp_path, matrices: dict) -> report.Study:
-    """A study whose runs store the given matrices: {(experiment, seed): frame}."""
+    """A study whose runs store the given matrices: {(experiment, seed): frame}; None for a run scored before
+    evaluations stored the matrix."""
     import json
 
     rows, records = [], {}
@@ -76,8 +77,8 @@ def _study(tmp_path, matrices: dict) -> report.Study:
         run = f"{experiment}-paper-seed{seed}"
         folder = tmp_path / "runs" / run
         folder.mkdir(parents=True)
-        (folder / "metrics.json").write_text(json.dumps(
-            {"mIoU": 50.0, "confusion": {"classes": list(frame.index), "pixels": frame.to_numpy().tolist()}}))
+        stored = {} if frame is None else {"confusion": {"classes": list(frame.index), "pixels": frame.to_numpy().tolist()}}
+        (folder / "metrics.json").write_text(json.dumps({"mIoU": 50.0, **stored}))
         rows.append({"run": run, "experiment": experiment, "profile": "paper", "seed": seed, "mIoU": 50.0})
         records[run] = folder
     return report.Study(tmp_path, pd.DataFrame(rows), records, main="paper")
@@ -96,8 +97,9 @@ def test_the_hierarchy_against_cross_entropy_is_one_table_and_one_sentence(tmp_p
                               ("deeplabv3plus_pretrained_hierarchy", 1): fewer})
     table, sentence = confusion.against_ce(study)
     assert list(table.columns) == ["cross-entropy", "+ hierarchy"]
-    assert list(table.index) == [f"part pixels {words}" for words in confusion.SPLIT.values()]
-    assert table.index[0] == "part pixels taken for background"
+    assert list(table.index) == ["seeds"] + [f"part pixels {words}" for words in confusion.SPLIT.values()]
+    assert table.index[1] == "part pixels taken for background"
+    assert list(table.loc["seeds"]) == ["2", "2"]
     assert table.loc["part pixels taken for background", "cross-entropy"] == "10.08 ± 0.12"  # 60 and 61 of 600
     assert table.loc["part pixels taken for background", "+ hierarchy"] == "-5.08*"  # 30 of 600 = 5.00
     assert table.loc["part pixels taken for another part of the same half body", "+ hierarchy"] == "+0.00"
@@ -106,4 +108,12 @@ def test_the_hierarchy_against_cross_entropy_is_one_table_and_one_sentence(tmp_p
     table, sentence = confusion.against_ce(one)
     assert table.loc["part pixels taken for background", "+ hierarchy"] == "-5.00"  # no star: one seed each
     assert sentence == "Not judged (one seed on each side): + hierarchy."
+    # The committed study: three CE seeds, two scored before matrices were stored; the table says one.
+    older = _study(tmp_path / "older", {("deeplabv3plus_pretrained", 0): None, ("deeplabv3plus_pretrained", 1): None,
+                                        ("deeplabv3plus_pretrained", 2): base,
+                                        ("deeplabv3plus_pretrained_hierarchy", 0): fewer,
+                                        ("deeplabv3plus_pretrained_hierarchy", 1): wobble})
+    table, _ = confusion.against_ce(older)
+    assert list(table.loc["seeds"]) == ["1", "2"]
+    assert table.loc["part pixels taken for background", "cross-entropy"] == "10.00"  # one seed: no ± std
     assert confusion.against_ce(_study(tmp_path / "ce", {("deeplabv3plus_pretrained", 0): base})) == (None, "")
