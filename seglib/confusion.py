@@ -126,10 +126,10 @@ def against_ce(study: Study) -> tuple[pd.DataFrame | None, str]:
         runs = per_seed(study, experiment)
         if base.empty or runs.empty:
             continue
-        columns.setdefault("cross-entropy", [str(len(base))] + [fmt(base[kind]) for kind in SPLIT])
+        columns.setdefault("cross-entropy", [str(len(base)), *(fmt(base[kind]) for kind in SPLIT)])
         gaps = {kind: gap_vs_noise(base[kind], runs[kind]) for kind in SPLIT}
-        columns[beyond.SHORT[experiment]] = [str(len(runs))] + [f"{g['difference']:+.2f}" + ("*" if g["exceeds_noise"] else "")
-                                                                for g in gaps.values()]
+        marked = [f"{g['difference']:+.2f}" + ("*" if g["exceeds_noise"] else "") for g in gaps.values()]
+        columns[beyond.SHORT[experiment]] = [str(len(runs)), *marked]
         found += [f"{beyond.SHORT[experiment]}, part pixels {SPLIT[kind]} {g['difference']:+.2f} points"
                   for kind, g in gaps.items() if g["exceeds_noise"]]
         if not np.isfinite(gaps["background"]["noise"]):
